@@ -1,0 +1,196 @@
+"""Job configuration: pydantic models loaded from YAML, with `--set key=value` overrides.
+
+Invalid configuration fails here, before any model loads, naming the field and what is allowed.
+Engine settings are not re-declared: `model.engine_args` is passed to vLLM's `LLM(...)` as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Mode = Literal["base", "strict", "relaxed"]
+Language = Literal["en", "zh"]
+SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputConfig(Strict):
+    paths: list[str] = Field(default_factory=list, description="Parquet files, dirs or globs")
+    text_column: str = "text"
+    id_column: str | None = None  # None: a stable id from (file, row)
+    carry_columns: list[str] = Field(default_factory=list)
+    on_bad_file: Literal["fail", "skip"] = "fail"
+    language: Literal["auto", "en", "zh"] = "auto"
+    max_chars: int = Field(2_000_000, gt=0, description="longer documents are rejected")
+
+
+class OutputConfig(Strict):
+    path: str = ""
+    include_original: bool = False
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+class ModelConfig(Strict):
+    backend: Literal["vllm"] = "vllm"
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="passed through to vllm.LLM(...)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("engine_args")
+    @classmethod
+    def _needs_model(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "model" not in v:
+            raise ValueError("model.engine_args.model is required (a local path or model id)")
+        return v
+
+
+class GAConfig(Strict):
+    num_pairs: int = Field(5, ge=1, le=20)
+    max_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    structured_output: bool = True
+
+
+class RewriteConfig(Strict):
+    mode: Mode = "base"
+    max_tokens: int = Field(4096, gt=0)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    output_language: Language | None = None  # None: the document's own language
+
+
+class JudgeConfig(Strict):
+    enabled: bool = True
+    threshold: int = Field(3, ge=1, le=5)
+    max_tokens: int = Field(512, gt=0)
+    temperature: float = Field(0.0, ge=0)
+    structured_output: bool = True
+
+
+class ChunkConfig(Strict):
+    max_tokens: int = Field(2048, ge=16, description="token budget per chunk")
+
+
+class CleanConfig(Strict):
+    strip_boilerplate: bool = True
+    min_keyword_coverage: float = Field(0.05, ge=0, le=1)
+    max_copy_similarity: float = Field(0.9, gt=0, le=1)
+    min_chars: int = Field(20, ge=0)
+    check_language: bool = True  # reject rewrites not in the expected language
+
+
+class PipelineConfig(Strict):
+    max_inflight_docs: int = Field(64, ge=1, description="documents admitted to the engine at once")
+    seed: int = 0
+
+
+class JobConfig(Strict):
+    unit_docs: int = Field(1000, ge=1, description="about this many documents per work unit")
+    max_failures: int = Field(4, ge=1, description="spark.task.maxFailures")
+    master: str | None = None  # e.g. local[2]; None: whatever spark-submit gives
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    write_retries: int = Field(3, ge=0)
+
+
+class Config(Strict):
+    input: InputConfig = Field(default_factory=InputConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    model: ModelConfig
+    ga: GAConfig = Field(default_factory=GAConfig)
+    rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    chunking: ChunkConfig = Field(default_factory=ChunkConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    job: JobConfig = Field(default_factory=JobConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what a unit's output is (not where or how fast)."""
+        data = self.model_dump(mode="json", exclude={"output": {"path"}, "job": True})
+        data["model"]["engine_args"] = {
+            k: v for k, v in data["model"]["engine_args"].items() if k in OUTPUT_AFFECTING_ARGS
+        }
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def redacted(self) -> dict:
+        return redact(self.model_dump(mode="json"))
+
+
+# Engine arguments that change the text produced; the rest (memory, parallelism) do not.
+OUTPUT_AFFECTING_ARGS = {"model", "revision", "tokenizer", "quantization", "dtype", "seed"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user."""
+
+
+def redact(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {
+            k: "***" if any(w in k.lower() for w in SECRET_WORDS) and v else redact(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply `a.b.c=value` to nested dict `data`; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+
+
+def format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        allowed = e.get("ctx", {}).get("expected")
+        msg = e["msg"] + (f" (allowed: {allowed})" if allowed and "expected" not in e["msg"] else "")
+        lines.append(f"  {where}: {msg}; got {e.get('input')!r}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> Config:
+    data: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        data.update(loaded)
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_errors(e)) from None

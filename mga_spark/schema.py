@@ -1,0 +1,155 @@
+"""Output tables: Arrow schemas, row dataclasses and the closed set of reject reasons."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+import pyarrow as pa
+
+
+class Stage(str, Enum):
+    INPUT = "input"
+    GA = "ga"
+    REWRITE = "rewrite"
+    JUDGE = "judge"
+    CLEAN = "clean"
+
+
+class Reason(str, Enum):
+    # input
+    NULL_TEXT = "null_text"
+    EMPTY_TEXT = "empty_text"
+    INVALID_UTF8 = "invalid_utf8"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    DUPLICATE_ID = "duplicate_id"
+    TOO_LONG = "too_long"
+    # ga
+    GA_NOT_JSON = "ga_not_json"
+    GA_INVALID = "ga_invalid"
+    GA_TOO_FEW_PAIRS = "ga_too_few_pairs"
+    GA_DUPLICATE_PAIR = "ga_duplicate_pair"
+    GA_EMPTY_FIELD = "ga_empty_field"
+    GA_VISUAL_FORMAT = "ga_visual_format"
+    GA_TOO_MANY_PAIRS = "ga_too_many_pairs"
+    GA_TRUNCATED = "ga_truncated"
+    # rewrite
+    REWRITE_EMPTY = "rewrite_empty"
+    REWRITE_TRUNCATED = "rewrite_truncated"
+    # judge
+    JUDGE_NOT_JSON = "judge_not_json"
+    JUDGE_INVALID = "judge_invalid"
+    JUDGE_SCORE_OUT_OF_RANGE = "judge_score_out_of_range"
+    JUDGE_TRUNCATED = "judge_truncated"
+    JUDGE_FAILED = "judge_failed"
+    # clean
+    LOW_KEYWORD_COVERAGE = "low_keyword_coverage"
+    NEAR_COPY = "near_copy"
+    WRONG_LANGUAGE = "wrong_language"
+    EMPTY_AFTER_CLEANING = "empty_after_cleaning"
+    NEAR_DUPLICATE_VARIANT = "near_duplicate_variant"
+    # any stage
+    ENGINE_ERROR = "engine_error"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One input document as the pipeline sees it. `text` may be None: that is a reject."""
+
+    id: str
+    text: str | None
+    extra: dict = field(default_factory=dict)  # carried-through input columns
+
+
+@dataclass
+class VariantRow:
+    id: str
+    source_id: str
+    chunk_index: int
+    pair_index: int | None
+    kind: str  # "reformulation" | "original"
+    text: str
+    genre: str | None
+    genre_description: str | None
+    audience: str | None
+    audience_description: str | None
+    judge_score: int | None
+    judge_analysis: str | None
+    input_tokens: int
+    output_tokens: int
+    model: str
+    prompt_version: str
+    mode: str
+    language: str
+    finish_reason: str | None
+    keyword_coverage: float | None
+    novelty: float | None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        extra = row.pop("extra")
+        row.update(extra)
+        return row
+
+
+@dataclass
+class RejectRow:
+    source_id: str
+    chunk_index: int | None
+    pair_index: int | None
+    stage: str
+    reason: str
+    detail: str
+    raw_output: str | None = None  # the model's text, kept for debugging, truncated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DATA_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("chunk_index", pa.int32(), nullable=False),
+        pa.field("pair_index", pa.int32()),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("text", pa.large_string(), nullable=False),
+        pa.field("genre", pa.string()),
+        pa.field("genre_description", pa.string()),
+        pa.field("audience", pa.string()),
+        pa.field("audience_description", pa.string()),
+        pa.field("judge_score", pa.int8()),
+        pa.field("judge_analysis", pa.string()),
+        pa.field("input_tokens", pa.int32(), nullable=False),
+        pa.field("output_tokens", pa.int32(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("prompt_version", pa.string(), nullable=False),
+        pa.field("mode", pa.string(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("finish_reason", pa.string()),
+        pa.field("keyword_coverage", pa.float32()),
+        pa.field("novelty", pa.float32()),
+    ]
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("chunk_index", pa.int32()),
+        pa.field("pair_index", pa.int32()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("raw_output", pa.large_string()),
+    ]
+)
+
+
+def with_extra_columns(schema: pa.Schema, extra: pa.Schema | None) -> pa.Schema:
+    """The data schema plus carried-through input columns (prefixed to avoid clashes)."""
+    if extra is None:
+        return schema
+    for f in extra:
+        schema = schema.append(f)
+    return schema

@@ -125,6 +125,7 @@ class Pipeline:
         self._open_docs[doc.id] = len(pieces)
         self.chunk_counts[doc.id] = len(pieces)
         self.stats.add("chunks", len(pieces))
+        self.stats.add("pair_slots", len(pieces) * self.cfg.ga.num_pairs)
         for i, piece in enumerate(pieces):
             chunk = Chunk(doc, i, piece, lang, self.engine.count_tokens(piece))
             self._submit_ga(chunk)

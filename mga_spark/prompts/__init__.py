@@ -1,0 +1,192 @@
+"""Prompt templates as data (one YAML file per language) and the chat messages built from them.
+
+Every request is `[system, user]`, and every user message starts with the document block, so the
+GA, rewrite and judge requests for one document share a byte-identical prefix (system message +
+document) that the engine's prefix cache reuses. The varying part (pair, rewrite) comes after it.
+
+The document, pair fields and rewrite are inserted as `str.format` arguments, never formatted
+themselves, so braces inside them are kept literally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+import yaml
+
+from mga_spark.config import Mode
+
+if TYPE_CHECKING:
+    from mga_spark.parsing import GAPair
+
+PROMPTS_DIR = Path(__file__).parent
+MODES: tuple[str, ...] = get_args(Mode)
+# Bump when the way messages are assembled changes: it is part of the version hash.
+RENDER_FORMAT = "1"
+
+_PAIR_FIELDS = {"genre_title", "genre_description", "audience_title", "audience_description"}
+# key -> (required placeholders, allowed placeholders)
+_PLACEHOLDERS: dict[str, tuple[set[str], set[str]]] = {
+    "system": (set(), set()),
+    "document": ({"document"}, {"document"}),
+    "ga": ({"num_pairs"}, {"num_pairs"}),
+    "rewrite": (_PAIR_FIELDS | {"language_name"}, _PAIR_FIELDS | {"language_name"}),
+    "judge": ({"rewrite"}, _PAIR_FIELDS | {"rewrite"}),
+}
+
+
+class PromptError(ValueError):
+    """A prompt file is missing a key or has a template that does not render."""
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The templates of one language."""
+
+    system: str
+    document: str
+    ga: str
+    rewrite: dict[str, str]  # mode -> template
+    judge: str
+    language_names: dict[str, str]  # language code -> its name, written in this language
+
+
+@dataclass(frozen=True)
+class Prompts:
+    version: str  # sha256[:12] over the prompt contents: recorded on every output row
+    languages: tuple[str, ...]  # languages with a prompt set, e.g. ("en", "zh")
+    sets: dict[str, PromptSet] = field(repr=False, compare=False)
+
+    def ga_messages(self, document: str, language: str, num_pairs: int) -> list[dict]:
+        p = self._set(language)
+        return _messages(p, document, p.ga.format(num_pairs=num_pairs))
+
+    def rewrite_messages(
+        self, document: str, pair: GAPair, language: str, mode: str, output_language: str
+    ) -> list[dict]:
+        p = self._set(language)
+        if mode not in p.rewrite:
+            raise ValueError(f"unknown rewrite mode {mode!r} (allowed: {', '.join(MODES)})")
+        if output_language not in p.language_names:
+            known = ", ".join(sorted(p.language_names))
+            raise ValueError(f"no name for output language {output_language!r} (have: {known})")
+        task = p.rewrite[mode].format(
+            **_pair_fields(pair), language_name=p.language_names[output_language]
+        )
+        return _messages(p, document, task)
+
+    def judge_messages(
+        self, document: str, pair: GAPair, rewrite: str, language: str
+    ) -> list[dict]:
+        p = self._set(language)
+        return _messages(p, document, p.judge.format(**_pair_fields(pair), rewrite=rewrite))
+
+    def _set(self, language: str) -> PromptSet:
+        try:
+            return self.sets[language]
+        except KeyError:
+            have = ", ".join(self.languages)
+            raise ValueError(f"no prompt set for language {language!r} (have: {have})") from None
+
+
+def load_prompts(directory: Path | None = None) -> Prompts:
+    """Load and validate every `<language>.yaml` in `directory` (default: this package).
+
+    Files are re-read on each call (they are small); parsing and validation are cached by content.
+    """
+    root = Path(directory) if directory is not None else PROMPTS_DIR
+    files = tuple(sorted((p.name, p.read_bytes()) for p in root.glob("*.yaml")))
+    if not files:
+        raise PromptError(f"{root}: no prompt files (*.yaml)")
+    return _build(str(root), files)
+
+
+def _messages(p: PromptSet, document: str, task: str) -> list[dict]:
+    return [
+        {"role": "system", "content": p.system},
+        {"role": "user", "content": p.document.format(document=document) + task},
+    ]
+
+
+def _pair_fields(pair: Any) -> dict[str, str]:
+    return {
+        "genre_title": pair.genre.title.strip(),
+        "genre_description": pair.genre.description.strip(),
+        "audience_title": pair.audience.title.strip(),
+        "audience_description": pair.audience.description.strip(),
+    }
+
+
+@lru_cache(maxsize=16)
+def _build(root: str, files: tuple[tuple[str, bytes], ...]) -> Prompts:
+    raw = {name.removesuffix(".yaml"): _parse(f"{root}/{name}", blob) for name, blob in files}
+    languages = tuple(raw)
+    sets = {lang: _validate(f"{root}/{lang}.yaml", data, languages) for lang, data in raw.items()}
+    canonical = json.dumps([RENDER_FORMAT, raw], sort_keys=True, ensure_ascii=False)
+    version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return Prompts(version=version, languages=languages, sets=sets)
+
+
+def _parse(path: str, blob: bytes) -> dict:
+    try:
+        data = yaml.safe_load(blob.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PromptError(f"{path}: not valid UTF-8 YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise PromptError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _validate(path: str, data: dict, languages: tuple[str, ...]) -> PromptSet:
+    names = data.get("language_names")
+    if not isinstance(names, dict):
+        raise PromptError(f"{path}: key 'language_names' is missing or not a mapping")
+    for lang in languages:
+        if not isinstance(names.get(lang), str) or not names[lang].strip():
+            raise PromptError(f"{path}: key 'language_names.{lang}' is missing or empty")
+    rewrite = data.get("rewrite")
+    if not isinstance(rewrite, dict):
+        raise PromptError(f"{path}: key 'rewrite' is missing or not a mapping of modes")
+    templates = {key: _template(path, key, data.get(key)) for key in ("system", "document")}
+    templates |= {key: _template(path, key, data.get(key)) for key in ("ga", "judge")}
+    modes = {m: _template(path, f"rewrite.{m}", rewrite.get(m)) for m in MODES}
+    extra = set(rewrite) - set(MODES)
+    if extra:
+        raise PromptError(f"{path}: key 'rewrite' has unknown modes {sorted(extra)}")
+    return PromptSet(
+        system=templates["system"].format(),  # no placeholders; unescapes {{ }}
+        document=templates["document"],
+        ga=templates["ga"],
+        rewrite=modes,
+        judge=templates["judge"],
+        language_names={k: str(v) for k, v in names.items()},
+    )
+
+
+def _template(path: str, key: str, value: object) -> str:
+    """Check that `value` is a template whose placeholders are exactly what `key` allows."""
+    where = f"{path}: key '{key}'"
+    if not isinstance(value, str) or not value.strip():
+        raise PromptError(f"{where} is missing or empty")
+    required, allowed = _PLACEHOLDERS[key.split(".")[0]]
+    try:
+        found = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError as e:
+        raise PromptError(f"{where}: bad braces ({e}); write literal braces as {{{{ }}}}") from e
+    if found - allowed:
+        raise PromptError(
+            f"{where}: unknown placeholders {sorted(found - allowed)} (allowed: {sorted(allowed)})"
+        )
+    if required - found:
+        raise PromptError(f"{where}: missing placeholders {sorted(required - found)}")
+    try:
+        value.format(**{name: "x" for name in allowed})
+    except (ValueError, KeyError, IndexError) as e:
+        raise PromptError(f"{where}: does not render: {e}") from e
+    return value

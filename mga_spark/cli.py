@@ -1,0 +1,159 @@
+"""`mga-spark` commands: run, demo, plan, status, verify, make-tiny-model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mga_spark import demo as demo_mod
+from mga_spark.config import Config, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Massive Genre-Audience reformulation of Parquet corpora on Spark + vLLM.")
+log = logging.getLogger("mga_spark")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="job YAML (see conf/)")]
+InputOpt = Annotated[Optional[list[str]], typer.Option("--input", "-i",  # noqa: UP007
+                     help="Parquet file, directory or glob (repeatable); overrides input.paths")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",  # noqa: UP007
+                      help="output URI; overrides output.path")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s",  # noqa: UP007
+                   help="override a config key, e.g. --set ga.num_pairs=3 (repeatable)")]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "urllib3", "botocore", "s3fs", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def build_config(config: Path, inputs: list[str] | None, output: str | None,
+                 overrides: list[str] | None) -> Config:
+    """Load the YAML, apply flags, resolve a local model path to an absolute one."""
+    sets = list(overrides or [])
+    if inputs:
+        sets.append("input.paths=" + json.dumps(list(inputs)))
+    if output:
+        sets.append(f"output.path={json.dumps(output)}")
+    try:
+        cfg = load_config(config, sets)
+    except ConfigError as e:
+        _fail(str(e))
+    if not cfg.input.paths:
+        _fail("no input: give --input or input.paths in the config")
+    if not cfg.output.path:
+        _fail("no output: give --output or output.path in the config")
+    model = cfg.model.engine_args["model"]
+    if Path(model).exists():
+        cfg.model.engine_args["model"] = str(Path(model).resolve())
+    return cfg
+
+
+def execute(cfg: Config, spark=None, use_config_master: bool = True) -> int:
+    """Plan, run, print the totals; the exit code says whether every unit committed."""
+    from mga_spark.job import get_session, run_job
+    from mga_spark.plan import InputError, make_plan
+    from mga_spark.runinfo import RunMismatch
+
+    try:
+        plan = make_plan(cfg.input, cfg.job.unit_docs)
+        spark = spark or get_session(cfg, use_config_master)
+        result = run_job(cfg, spark, plan)
+    except (InputError, RunMismatch) as e:
+        _fail(str(e))
+    stats = result.stats
+    typer.echo(json.dumps({k: stats[k] for k in ("units", "planned_units", "documents",
+                                                 "accepted", "rejected", "acceptance",
+                                                 "output_tokens")}))
+    for bad in stats.get("bad_files", []):
+        typer.echo(f"skipped bad input file {bad['file']}: {bad['problem']}", err=True)
+    for f in result.failed:
+        typer.echo(f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
+                   f"after {f['attempts']} attempts: {f['error']}", err=True)
+    if result.failed:
+        typer.echo(f"{len(result.failed)} unit(s) failed; run the same command again to retry "
+                   "only the missing units.", err=True)
+        return 1
+    return 0
+
+
+@app.command()
+def run(config: ConfigOpt, input: InputOpt = None, output: OutputOpt = None,
+        set: SetOpt = None) -> None:
+    """Run the job (local Spark per job.master, or the cluster spark-submit gives)."""
+    _setup_logging()
+    raise typer.Exit(execute(build_config(config, input, output, set)))
+
+
+@app.command()
+def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("work/demo/output"),
+         config: Annotated[Path, typer.Option(help="demo config")] = Path("conf/demo.yaml"),
+         ) -> None:
+    """The whole job on local Spark with the tiny CPU model over the shipped sample corpus."""
+    _setup_logging()
+    raise typer.Exit(demo_mod.run_demo(output, config, execute))
+
+
+@app.command()
+def plan(config: ConfigOpt, input: InputOpt = None, set: SetOpt = None,
+         exact: Annotated[bool, typer.Option(help="count every document's tokens")] = False,
+         sample: Annotated[int, typer.Option(help="documents sampled for token counts")] = 200,
+         ) -> None:
+    """Units, documents, input tokens and projected output tokens, without running anything."""
+    from mga_spark.estimate import estimate
+    from mga_spark.plan import InputError
+
+    _setup_logging()
+    cfg = build_config(config, input, "unused://", set)
+    try:
+        typer.echo(json.dumps(estimate(cfg, exact=exact, sample=sample), indent=2))
+    except InputError as e:
+        _fail(str(e))
+
+
+@app.command()
+def status(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
+    """Units done / total, documents, tokens, acceptance of an output (running or finished)."""
+    from mga_spark.status import status as get_status
+
+    typer.echo(json.dumps(get_status(output), indent=2))
+
+
+@app.command()
+def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
+    """Exit 0 only if every input document is accounted for exactly once; one JSON line."""
+    from mga_spark.verify import verify as run_verify
+
+    result = run_verify(output)
+    typer.echo(json.dumps({"ok": result.ok, **result.counts}))
+    for problem in result.problems:
+        typer.echo(f"problem: {problem}", err=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("make-tiny-model")
+def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to write it")]) -> None:
+    """Write the random-weight Qwen3-MoE checkpoint and tokenizer used on the CPU."""
+    from mga_spark.tiny_model import build_tiny_model
+
+    _setup_logging()
+    typer.echo(str(build_tiny_model(directory, demo_mod.sample_texts())))
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv)
+
+
+if __name__ == "__main__":
+    main()

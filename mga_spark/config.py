@@ -60,6 +60,8 @@ class GAConfig(Strict):
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     structured_output: bool = True
+    max_title_chars: int = Field(100, ge=8, description="structured-output bound per title")
+    max_description_chars: int = Field(800, ge=16, description="bound per description")
 
 
 class RewriteConfig(Strict):
@@ -76,6 +78,7 @@ class JudgeConfig(Strict):
     max_tokens: int = Field(512, gt=0)
     temperature: float = Field(0.0, ge=0)
     structured_output: bool = True
+    max_analysis_chars: int = Field(1500, ge=16, description="structured-output bound")
 
 
 class ChunkConfig(Strict):

@@ -1,0 +1,183 @@
+"""The Spark-free pipeline on the recording fake engine: stages, accounting, flow."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mga_spark.engine import FakeEngine
+from mga_spark.pipeline import Pipeline
+from mga_spark.prompts import load_prompts
+from mga_spark.schema import RejectRow, VariantRow
+from tests.helpers import (
+    EN_TEXT,
+    FR_TEXT,
+    ZH_TEXT,
+    doc,
+    make_config,
+    pairs_json,
+    paraphrase,
+    scripted,
+    source_of,
+    stage_of,
+    verdict_json,
+)
+
+
+def run(docs, script=None, batch=8, **cfg):
+    engine = FakeEngine(scripted(script), batch=batch)
+    pipeline = Pipeline(make_config(**cfg), engine, load_prompts())
+    rows = list(pipeline.run(docs))
+    variants = [r for r in rows if isinstance(r, VariantRow)]
+    rejects = [r for r in rows if isinstance(r, RejectRow)]
+    return variants, rejects, engine, pipeline
+
+
+def slots(variants, rejects):
+    """Every (source, chunk, pair) slot and how many rows claim it."""
+    seen: Counter = Counter()
+    for r in variants:
+        if r.kind == "reformulation":
+            seen[(r.source_id, r.chunk_index, r.pair_index)] += 1
+    for r in rejects:
+        seen[(r.source_id, r.chunk_index, r.pair_index)] += 1
+    return seen
+
+
+def test_all_stages_succeed_gives_five_variants_per_document():
+    variants, rejects, engine, _ = run([doc("a"), doc("b", ZH_TEXT)])
+    assert rejects == []
+    assert len(variants) == 10
+    assert sorted(v.id for v in variants) == sorted(
+        f"{s}/0/{p}" for s in ("a", "b") for p in range(5)
+    )
+    v = next(v for v in variants if v.id == "a/0/3")
+    assert (v.genre, v.audience, v.judge_score) == ("Genre 3", "Audience 3", 4)
+    assert v.text == paraphrase(EN_TEXT)
+    assert v.prompt_version == load_prompts().version and v.mode == "base"
+    assert v.language == "en" and next(x for x in variants if x.source_id == "b").language == "zh"
+    stages = Counter(stage_of(r)[0] for r in engine.sent)
+    assert stages == {"ga": 2, "rewrite": 10, "judge": 10}
+
+
+def test_structured_outputs_for_ga_and_judge_only():
+    _, _, engine, _ = run([doc("a")])
+    for req in engine.sent:
+        stage = stage_of(req)[0]
+        assert (req.json_schema is not None) == (stage in ("ga", "judge"))
+
+
+def test_input_rejects_cover_the_whole_document():
+    docs = [doc("null", None), doc("empty", ""), doc("ws", " \n\t "), doc("fr", FR_TEXT),
+            doc("ok"), doc("ok")]
+    variants, rejects, _, _ = run(docs)
+    by_id = {(r.source_id, r.reason) for r in rejects}
+    assert by_id == {("null", "null_text"), ("empty", "empty_text"), ("ws", "empty_text"),
+                     ("fr", "unsupported_language"), ("ok", "duplicate_id")}
+    assert all(r.stage == "input" and r.chunk_index is None and r.pair_index is None
+               for r in rejects)
+    assert len(variants) == 5
+
+
+def test_every_slot_ends_exactly_once_under_mixed_failures():
+    def script(stage, source, chunk, pair, req):
+        if stage == "ga":
+            return {"a": "this is not json", "b": pairs_json(3),
+                    "c": (pairs_json()[:40], "length")}.get(source)
+        return {
+            ("d", "rewrite", 0): ("cut off mid sen", "length"),
+            ("d", "rewrite", 1): "",
+            ("d", "rewrite", 2): source_of(req),  # a verbatim copy
+            ("d", "judge", 3): verdict_json(2),
+            ("d", "judge", 4): "score: great",
+            ("e", "judge", 0): verdict_json(9),
+            ("e", "judge", 1): ("{\"analysis\": \"ok\", \"sco", "length"),
+        }.get((source, stage, pair))
+
+    docs = [doc(x) for x in "abcde"]
+    variants, rejects, _, _ = run(docs, script)
+    seen = slots(variants, rejects)
+    assert all(n == 1 for n in seen.values())
+    reasons = {(r.source_id, r.pair_index): (r.stage, r.reason) for r in rejects}
+    assert reasons[("a", None)] == ("ga", "ga_not_json")
+    assert reasons[("c", None)] == ("ga", "ga_truncated")
+    assert reasons[("b", 3)] == reasons[("b", 4)] == ("ga", "ga_too_few_pairs")
+    assert reasons[("d", 0)] == ("rewrite", "rewrite_truncated")
+    assert reasons[("d", 1)] == ("rewrite", "rewrite_empty")
+    assert reasons[("d", 2)] == ("clean", "near_copy")
+    assert reasons[("d", 3)] == ("judge", "judge_failed")
+    assert reasons[("d", 4)] == ("judge", "judge_not_json")
+    assert reasons[("e", 0)] == ("judge", "judge_score_out_of_range")
+    assert reasons[("e", 1)] == ("judge", "judge_truncated")
+    # a, c: one chunk-level reject each; b: 3 variants; d: none; e: 3 variants
+    assert sorted(Counter(v.source_id for v in variants).items()) == [("b", 3), ("e", 3)]
+    assert all(r.raw_output is None or len(r.raw_output) <= 2000 for r in rejects)
+
+
+def test_stages_flow_without_a_barrier():
+    """Rewrites and judges of early documents are sent before later documents' GA requests."""
+    _, _, engine, _ = run([doc(f"d{i}") for i in range(8)], batch=2,
+                          pipeline={"max_inflight_docs": 2})
+    order = [(stage_of(r)[0], stage_of(r)[1]) for r in engine.sent]
+    first_judge = order.index(("judge", "d0"))
+    last_ga = order.index(("ga", "d7"))
+    assert first_judge < last_ga
+
+
+def test_long_documents_are_chunked_and_counted():
+    long_text = "\n\n".join([EN_TEXT] * 6)
+    variants, rejects, engine, pipeline = run([doc("long", long_text)],
+                                              chunking={"max_tokens": 120})
+    chunks = pipeline.chunk_counts["long"]
+    assert chunks > 1
+    assert {v.chunk_index for v in variants} == set(range(chunks))
+    assert len(variants) == chunks * 5 and rejects == []
+    assert all(v.input_tokens <= 120 for v in variants)
+
+
+def test_originals_are_extra_rows_not_slots():
+    variants, _, _, _ = run([doc("a", EN_TEXT, topic="biology")],
+                            output={"include_original": True})
+    originals = [v for v in variants if v.kind == "original"]
+    assert len(originals) == 1 and originals[0].text == EN_TEXT
+    assert originals[0].pair_index is None and originals[0].id == "a/original"
+    assert all(v.extra == {"topic": "biology"} for v in variants)
+
+
+def test_boilerplate_is_stripped_before_judging():
+    def script(stage, source, chunk, pair, req):
+        if stage == "rewrite":
+            return "Here is the rewritten text:\n\n" + paraphrase(source_of(req))
+
+    variants, _, engine, _ = run([doc("a")], script)
+    assert all(v.text == paraphrase(EN_TEXT) for v in variants)
+    judged = [r for r in engine.sent if stage_of(r)[0] == "judge"]
+    assert all("Here is the rewritten" not in r.messages[-1]["content"] for r in judged)
+
+
+def test_engine_crash_propagates_for_the_task_to_retry():
+    def script(stage, source, chunk, pair, req):
+        if stage == "judge":
+            return RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run([doc("a")], script)
+
+
+def test_engine_error_completion_is_a_reject_not_a_crash():
+    _, rejects, _, _ = run([doc("a")], lambda s, *_: ("", "error") if s == "ga" else None)
+    assert [(r.stage, r.reason) for r in rejects] == [("ga", "engine_error")]
+
+
+def test_judge_can_be_disabled():
+    variants, _, engine, _ = run([doc("a")], judge={"enabled": False})
+    assert len(variants) == 5 and all(v.judge_score is None for v in variants)
+    assert not any(stage_of(r)[0] == "judge" for r in engine.sent)
+
+
+def test_seeds_are_deterministic_per_request():
+    _, _, e1, _ = run([doc("a")])
+    _, _, e2, _ = run([doc("a")])
+    assert [r.seed for r in e1.sent] == [r.seed for r in e2.sent]
+    assert len({r.seed for r in e1.sent}) == len(e1.sent)

@@ -1,0 +1,154 @@
+"""Input listing, footer checks and unit cutting, on small Parquet files in tmp dirs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mga_spark.config import InputConfig
+from mga_spark.plan import InputError, list_input_files, make_plan
+
+
+def write(path: Path, table: pa.Table, row_group_size: int = 3) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def texts(n: int, start: int = 0, **columns: list) -> pa.Table:
+    return pa.table({"text": [f"document {start + i}" for i in range(n)], **columns})
+
+
+def uri(path: Path) -> str:
+    return f"file://{path.resolve()}"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    write(root / "a.parquet", texts(10))
+    write(root / "sub" / "b.parquet", texts(4, 10))
+    write(root / "_temporary" / "c.parquet", texts(2))
+    (root / "_SUCCESS").write_text("")
+    (root / ".a.parquet.crc").write_bytes(b"\x00")
+    return root
+
+
+def test_lists_directories_recursively_skipping_hidden_files(corpus: Path) -> None:
+    files = list_input_files([str(corpus)])
+    assert files == [uri(corpus / "a.parquet"), uri(corpus / "sub" / "b.parquet")]
+
+
+def test_lists_globs_and_explicit_files_sorted_and_deduplicated(corpus: Path) -> None:
+    files = list_input_files([str(corpus / "sub" / "b.parquet"), f"{corpus}/*.parquet",
+                              f"file://{corpus}/a.parquet"])
+    assert files == [uri(corpus / "a.parquet"), uri(corpus / "sub" / "b.parquet")]
+    assert list_input_files([f"{corpus}/**/*.parquet"]) == files  # not _temporary/
+
+
+@pytest.mark.parametrize("pattern", ["missing", "*.json", "empty"])
+def test_a_path_that_matches_nothing_is_an_input_error(tmp_path: Path, pattern: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "_SUCCESS").write_text("")
+    with pytest.raises(InputError, match=pattern.replace("*", r"\*")):
+        list_input_files([str(tmp_path / pattern)])
+
+
+def test_units_pack_row_groups_up_to_unit_docs(corpus: Path) -> None:
+    plan = make_plan(InputConfig(paths=[str(corpus)]), unit_docs=6)
+    a = uri(corpus / "a.parquet")
+    got = [(u.file, u.row_start, u.row_end, u.row_groups) for u in plan.units]
+    assert got[:2] == [(a, 0, 6, (0, 1)), (a, 6, 10, (2, 3))]  # row groups of 3, 3, 3, 1
+    assert got[2][1:] == (0, 4, (0, 1))
+    assert (plan.files, plan.documents, plan.bad_files) == (2, 14, [])
+    assert plan.bytes == sum(p.stat().st_size for p in corpus.rglob("*.parquet")
+                             if "_temporary" not in str(p))
+    assert [u.documents for u in plan.units] == [6, 4, 4]
+
+
+def test_unit_ids_are_deterministic_from_file_and_rows(corpus: Path) -> None:
+    cfg = InputConfig(paths=[str(corpus)])
+    first, again = make_plan(cfg, 6), make_plan(cfg, 6)
+    assert [u.id for u in first.units] == [u.id for u in again.units]
+    unit = first.units[1]
+    digest = hashlib.sha1(unit.file.encode()).hexdigest()[:10]
+    assert unit.id == f"{digest}-000000000006-000000000010"
+    assert len({u.id for u in first.units}) == len(first.units)
+
+
+def test_a_row_group_bigger_than_a_unit_is_its_own_unit(tmp_path: Path) -> None:
+    write(tmp_path / "big.parquet", texts(10), row_group_size=4)
+    plan = make_plan(InputConfig(paths=[str(tmp_path)]), unit_docs=2)
+    assert [(u.row_start, u.row_end, u.row_groups) for u in plan.units] == [
+        (0, 4, (0,)), (4, 8, (1,)), (8, 10, (2,))]
+
+
+def test_empty_files_produce_no_units(tmp_path: Path) -> None:
+    write(tmp_path / "empty.parquet", pa.table({"text": pa.array([], pa.string())}))
+    write(tmp_path / "all_null.parquet", pa.table({"text": [None, None]}))  # type null
+    write(tmp_path / "one.parquet", texts(1))
+    plan = make_plan(InputConfig(paths=[str(tmp_path)]), unit_docs=5)
+    assert plan.files == 3 and plan.documents == 3
+    assert [u.file for u in plan.units] == [uri(tmp_path / n) for n in ("all_null.parquet",
+                                                                         "one.parquet")]
+
+
+def test_accepted_text_types(tmp_path: Path) -> None:
+    strings = ["a", "b", "a"]
+    write(tmp_path / "1.parquet", pa.table({"text": pa.array(strings, pa.large_string())}))
+    write(tmp_path / "2.parquet", pa.table({"text": pa.array(strings).dictionary_encode()}))
+    write(tmp_path / "3.parquet", pa.table({"text": pa.array([b"a", b"\xff", None])}))
+    write(tmp_path / "4.parquet", pa.table({"text": pa.array([b"a"], pa.large_binary())}))
+    plan = make_plan(InputConfig(paths=[str(tmp_path)]), unit_docs=100)
+    assert (plan.files, plan.documents, plan.bad_files) == (4, 10, [])
+
+
+@pytest.fixture
+def bad_dir(tmp_path: Path) -> Path:
+    write(tmp_path / "0_good.parquet", texts(3, id=[1, 2, 3], lang=["en"] * 3))
+    write(tmp_path / "1_int_text.parquet", pa.table({"text": [1], "id": [1], "lang": ["x"]}))
+    write(tmp_path / "2_no_text.parquet", pa.table({"body": ["x"], "id": [1], "lang": ["x"]}))
+    write(tmp_path / "3_no_id.parquet", texts(1, lang=["en"]))
+    write(tmp_path / "4_no_lang.parquet", texts(1, id=[9]))
+    write(tmp_path / "5_nested_id.parquet", texts(1, id=[[1]], lang=["en"]))
+    good = (tmp_path / "0_good.parquet").read_bytes()
+    (tmp_path / "6_corrupt.parquet").write_bytes(good[: len(good) // 2] + b"garbagePAR1")
+    (tmp_path / "7_notes.txt").write_text("not parquet at all")
+    (tmp_path / "8_zero.parquet").write_bytes(b"")
+    return tmp_path
+
+
+def test_bad_files_are_recorded_with_their_problem_when_skipping(bad_dir: Path) -> None:
+    cfg = InputConfig(paths=[str(bad_dir)], id_column="id", carry_columns=["lang"],
+                      on_bad_file="skip")
+    plan = make_plan(cfg, unit_docs=10, workers=3)
+    assert plan.files == 1 and plan.documents == 3 and len(plan.units) == 1
+    problems = {Path(b.file).name: b.problem for b in plan.bad_files}
+    assert list(problems) == sorted(problems)
+    assert "text column 'text' has type int64" in problems["1_int_text.parquet"]
+    assert "text column 'text' not found; columns are ['body', 'id', 'lang']" in \
+        problems["2_no_text.parquet"]
+    assert "id column 'id' not found" in problems["3_no_id.parquet"]
+    assert "carry columns ['lang'] not found" in problems["4_no_lang.parquet"]
+    assert "nested type" in problems["5_nested_id.parquet"]
+    for name in ("6_corrupt.parquet", "7_notes.txt", "8_zero.parquet"):
+        assert problems[name].startswith("not a Parquet file: "), problems[name]
+
+
+def test_the_first_bad_file_fails_the_plan_by_default(bad_dir: Path) -> None:
+    cfg = InputConfig(paths=[str(bad_dir)], id_column="id", carry_columns=["lang"])
+    with pytest.raises(InputError) as err:
+        make_plan(cfg, unit_docs=10, workers=8)
+    assert str(err.value).startswith(uri(bad_dir / "1_int_text.parquet") + ": text column")
+
+
+def test_many_files_keep_sorted_order_across_threads(tmp_path: Path) -> None:
+    for i in range(40):
+        write(tmp_path / f"part-{i:03d}.parquet", texts(2, i * 2))
+    plan = make_plan(InputConfig(paths=[f"{tmp_path}/part-*.parquet"]), unit_docs=2, workers=7)
+    assert [u.file for u in plan.units] == sorted(u.file for u in plan.units)
+    assert plan.documents == 80 and len(plan.units) == 40

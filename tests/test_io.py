@@ -223,3 +223,41 @@ def test_local_files_appear_only_by_rename_of_a_hidden_temp(tmp_path: Path, unit
     assert all(name.startswith(".") and name.endswith(".tmp") for name, _ in seen)
     assert not any(existed for _, existed in seen)  # nothing visible under the final name before
     assert len(seen) == 4 and not [p for p in files_under(tmp_path) if p.endswith(".tmp")]
+
+
+@pytest.mark.cluster
+def test_s3_listing_planning_reading_and_writing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same calls against S3 (an in-process moto server): listing, footers, pipe writes."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    import fsspec
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_DEFAULT_REGION": "us-east-1",
+                           "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+            monkeypatch.setenv(key, value)
+        fsspec.AbstractFileSystem.clear_instance_cache()
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("bkt")
+        for name in ("in/a.parquet", "in/sub/b.parquet", "in/_temporary/c.parquet"):
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.table({"text": ["x"] * 5}), sink, row_group_size=2)
+            fs.pipe(f"bkt/{name}", sink.getvalue().to_pybytes())
+        fs.pipe("bkt/in/_SUCCESS", b"")
+        cfg = InputConfig(paths=["s3://bkt/in"])
+        plan = make_plan(cfg, 4)
+        assert [u.file for u in plan.units] == ["s3://bkt/in/a.parquet"] * 2 + \
+            ["s3://bkt/in/sub/b.parquet"] * 2
+        assert [d.id for d in io.read_unit(plan.units[1], cfg)] == ["bkt/in/a.parquet#4"]
+        out = "s3://bkt/out/"
+        assert io.committed_units(out) == set() and io.read_json(out, "_run.json") is None
+        io.UnitWriter(out, plan.units[0], DATA_SCHEMA, "zstd").commit({"n": 1})
+        assert io.committed_units(out) == {plan.units[0].id}
+        assert len(fs.find("bkt/out")) == 3
+    finally:
+        server.stop()
+        fsspec.AbstractFileSystem.clear_instance_cache()

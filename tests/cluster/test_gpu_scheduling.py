@@ -1,0 +1,103 @@
+"""GPU scheduling on a real standalone cluster whose workers report fake GPUs "0" and "1".
+
+No GPU here: the tasks do everything but build an engine. They take the address Spark assigned
+them and go through the job's own engine lookup (`engines.engine_for(cfg, job._task_gpu())`),
+which sets CUDA_VISIBLE_DEVICES for the engine of that Python worker.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from spark_cluster import FAKE_DISCOVERY, ROOT, Standalone, spark_submit
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+HERE = Path(__file__).parent
+GPU_DEFAULTS = ROOT / "conf" / "spark-defaults.gpu.conf"
+
+
+def run_probe(cluster: Standalone, tmp_path: Path, conf: dict[str, str], tasks: int,
+              hold: float, properties: Path | None = None) -> list[dict]:
+    result = tmp_path / "tasks.json"
+    args = ["--master", cluster.url, "--conf", "spark.ui.enabled=false",
+            "--conf", f"spark.pyspark.python={sys.executable}",
+            "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+    if properties is not None:
+        args += ["--properties-file", str(properties)]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    proc = spark_submit([*args, str(HERE / "gpu_tasks.py"), str(result), str(tasks), str(hold)],
+                        tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:] + cluster.logs()
+    records = json.loads(result.read_text())
+    assert sorted(r["partition"] for r in records) == list(range(tasks))
+    return records
+
+
+def overlapping(records: list[dict]) -> list[tuple[dict, dict]]:
+    return [(a, b) for a, b in combinations(records, 2)
+            if a["start"] < b["end"] and b["start"] < a["end"]]
+
+
+def check_bound_to_assigned(records: list[dict]) -> None:
+    for r in records:
+        assert len(r["assigned"]) == 1, r
+        assert r["assigned"][0] in {"0", "1"}, r
+        assert r["cuda_visible_devices"] == r["assigned"][0], r
+        assert r["engine_built"] is False, r
+
+
+def test_concurrent_tasks_get_distinct_gpus_and_bind_them(standalone, tmp_path):
+    """One executor owning both GPUs runs two tasks at a time, one GPU each."""
+    conf = {"spark.executor.cores": "2", "spark.cores.max": "2",
+            "spark.executor.memory": "512m",
+            "spark.executor.resource.gpu.amount": "2", "spark.task.resource.gpu.amount": "1",
+            "spark.executor.resource.gpu.discoveryScript": str(FAKE_DISCOVERY)}
+    records = run_probe(standalone, tmp_path, conf, tasks=6, hold=3.0)
+    check_bound_to_assigned(records)
+    assert len({r["executor_pid"] for r in records}) == 1
+    assert {r["assigned"][0] for r in records} == {"0", "1"}
+    pairs = overlapping(records)
+    assert pairs, "the two task slots should have run at the same time"
+    for a, b in pairs:
+        assert a["assigned"] != b["assigned"], (a, b)
+        assert a["pid"] != b["pid"], (a, b)
+
+
+def gpu_defaults() -> dict[str, str]:
+    conf = {}
+    for line in GPU_DEFAULTS.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split(None, 1)
+            conf[key] = value.strip()
+    return conf
+
+
+def test_shipped_gpu_defaults_keep_each_engine_on_one_gpu(standalone, tmp_path):
+    """With conf/spark-defaults.gpu.conf every executor owns one GPU, so every reused Python
+    worker (and the engine it caches) always sees the same GPU, task after task."""
+    shipped = gpu_defaults()
+    assert shipped["spark.executor.resource.gpu.amount"] == shipped[
+        "spark.task.resource.gpu.amount"]
+    assert shipped["spark.python.worker.reuse"] == "true"
+    assert shipped["spark.speculation"] == "false"
+    # Scaled down to this machine; the GPU amounts and reuse come from the file.
+    conf = {"spark.executor.cores": "1", "spark.task.cpus": "1", "spark.cores.max": "4",
+            "spark.executor.memory": "512m", "spark.executor.memoryOverhead": "384m",
+            "spark.executor.resource.gpu.discoveryScript": str(FAKE_DISCOVERY)}
+    records = run_probe(standalone, tmp_path, conf, tasks=16, hold=1.0, properties=GPU_DEFAULTS)
+    check_bound_to_assigned(records)
+    by_worker: dict[int, set[str]] = defaultdict(set)
+    by_executor: dict[int, set[str]] = defaultdict(set)
+    for r in records:
+        by_worker[r["pid"]].add(r["assigned"][0])
+        by_executor[r["executor_pid"]].add(r["assigned"][0])
+    assert len(by_executor) == 4  # 2 workers x 2 GPUs, one executor per GPU
+    assert all(len(gpus) == 1 for gpus in by_executor.values()), by_executor
+    assert all(len(gpus) == 1 for gpus in by_worker.values()), by_worker
+    assert len(records) > len(by_worker), "Python workers should have been reused"

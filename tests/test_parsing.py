@@ -206,6 +206,13 @@ def test_ga_truncated_inside_wrapper_object() -> None:
     assert titles(result) == ok_titles(2) + ["ga_truncated"] * 3
 
 
+def test_ga_missing_bracket_inside_a_closed_fence_is_not_truncation() -> None:
+    text = "```json\n" + json.dumps(pairs(5))[:-1] + "\n```\nHope this helps!"
+    result = parse_ga(text, 5)
+    assert result.failure is None
+    assert titles(result) == ok_titles(5)
+
+
 def test_ga_unclosed_fence_with_complete_json() -> None:
     result = parse_ga("```json\n" + FIVE, 5)
     assert result.failure is None

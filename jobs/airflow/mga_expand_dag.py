@@ -1,0 +1,75 @@
+"""Airflow DAG: run the MGA expansion with spark-submit, then prove the output with `verify`.
+
+    mga_expand (SparkSubmitOperator: jobs/mga_expand.py) >> verify (mga-spark verify OUTPUT)
+
+Per-run settings are DAG params (trigger with a JSON conf to change them): `input`, `output`,
+`config`. A retried or re-triggered run resumes: units already committed in `output` are
+skipped, so a retry after a lost executor or a killed driver only runs what is missing.
+
+Deployment settings are read from the environment when the DAG file is parsed:
+
+  MGA_SPARK_HOME        this repository on the Airflow workers (default: two levels up)
+  MGA_SPARK_SCHEDULE    a cron expression or preset such as "@daily"; unset: manual/API only
+  MGA_SPARK_CONN_ID     Airflow connection of the Spark master (default: spark_default), e.g.
+                        AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "yarn"}'
+  MGA_SPARK_PY_FILES    mga_spark.zip to ship with --py-files (unset: installed on the nodes)
+  MGA_SPARK_PROPERTIES  spark-defaults file (default: conf/spark-defaults.gpu.conf)
+  MGA_SPARK_BIN         the `mga-spark` command for the verify step (default: on PATH)
+  MGA_SPARK_INPUT, MGA_SPARK_OUTPUT, MGA_SPARK_CONFIG: defaults of the params
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG, Param
+
+HOME = Path(os.environ.get("MGA_SPARK_HOME") or Path(__file__).resolve().parents[2])
+ENV = os.environ.get
+
+with DAG(
+    dag_id="mga_expand",
+    description="MGA genre-audience reformulation of a Parquet corpus on Spark + vLLM",
+    schedule=ENV("MGA_SPARK_SCHEDULE") or None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # two runs writing one output would race for the same units
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10),
+                  "retry_exponential_backoff": True},
+    params={
+        "input": Param(ENV("MGA_SPARK_INPUT", "s3://my-bucket/corpus/"), type="string",
+                       minLength=1, description="Parquet file, directory or glob"),
+        "output": Param(ENV("MGA_SPARK_OUTPUT", "s3://my-bucket/mga/"), type="string",
+                        minLength=1, description="output URI (re-used: resumes)"),
+        "config": Param(ENV("MGA_SPARK_CONFIG", str(HOME / "conf" / "gpu.yaml")),
+                        type="string", minLength=1, description="job YAML (see conf/)"),
+    },
+    tags=["mga", "spark"],
+) as dag:
+    expand = SparkSubmitOperator(
+        task_id="mga_expand",
+        application=str(HOME / "jobs" / "mga_expand.py"),
+        conn_id=ENV("MGA_SPARK_CONN_ID", "spark_default"),
+        name="mga-expand",
+        py_files=ENV("MGA_SPARK_PY_FILES") or None,
+        properties_file=ENV("MGA_SPARK_PROPERTIES",
+                            str(HOME / "conf" / "spark-defaults.gpu.conf")) or None,
+        application_args=["--config", "{{ params.config }}", "--input", "{{ params.input }}",
+                          "--output", "{{ params.output }}"],
+    )
+    verify = BashOperator(
+        task_id="verify",
+        # values reach bash as environment variables: no quoting of URIs in the command line
+        bash_command='"$MGA_SPARK_BIN" verify "$MGA_OUTPUT"',
+        env={"MGA_SPARK_BIN": ENV("MGA_SPARK_BIN", "mga-spark"),
+             "MGA_OUTPUT": "{{ params.output }}"},
+        append_env=True,
+        retries=1,
+        retry_delay=timedelta(minutes=1),
+    )
+    expand >> verify

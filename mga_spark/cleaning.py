@@ -172,8 +172,8 @@ _INTERJECTION = re.compile(
 )
 _PREAMBLE = re.compile(
     rf"(?:here(?:'s|’s| is| are)|below (?:is|are))\b.*[:：]$"
-    rf"|(?:here(?:'s|’s| is| are)|below (?:is|are)|the following (?:is|are)|what follows is"
-    rf"|this is)\b.*{_META}"
+    rf"|(?:here(?:'s|’s| is| are)|below (?:is|are)|the following (?:is|are)|what follows is)"
+    rf"\b.*{_META}|this is (?:a|an|the|my) (?:rewrit|reformulat|revised|adapted)"
     r"|i(?:'ve|’ve| have| will|'ll|’ll) (?:now )?(?:rewritten|rewrite|reformulated|reformulate"
     r"|revised|revise|adapted|adapt)\b"
     rf"|(?:以下|下面)(?:就是|是|为).*(?:{_META}|内容|文章|文本)"
@@ -182,9 +182,14 @@ _PREAMBLE = re.compile(
 )
 _CLOSING = re.compile(
     r"(?:notes?|n\.b\.|disclaimer|note to (?:the )?readers?)\s*[:：]"
-    r"|i hope (?:this|that|you|the)|hope (?:this|that) helps|let me know|please let me know"
-    r"|feel free to|if you(?: would|'d|’d)? (?:like|want|need|have any)"
-    r"|(?:注|注意|备注|说明)\s*[:：]|希望(?:这|以上|本|此|对)|如果(?:您|你)(?:还)?(?:需要|有|想|希望)"
+    r"|i hope (?:this|that|it) (?:helps|is helpful|meets|works|fits|suits|version|rewrit)"
+    r"|i hope the (?:above|rewrit|text|article|version)|hope (?:this|that|it) helps"
+    r"|i hope you (?:find|found|like|liked|enjoy|enjoyed) (?:this|the|it|reading)"
+    r"|(?:please )?let me know|feel free to (?:ask|reach|let me|tell me)"
+    r"|if you(?: would|'d|’d)? (?:like|want|need) (?:me|any|more|further|changes|another|a diff)"
+    r"|if you have any (?:questions|feedback|further|other|more)"
+    r"|(?:注|注意|备注|说明)\s*[:：]|希望.{0,20}(?:对你|对您|帮助|满足您|满足你|符合您|符合你)"
+    r"|如果(?:您|你).{0,12}(?:修改|调整|帮助|问题|改写|进一步)"
     rf"|(?:以上|上述)(?:就是|是|为).*{_META}",
     re.I,
 )

@@ -64,6 +64,11 @@ def en(_: str) -> str:
         ("河流很长。\n\n（注：保留了原文的所有信息。）", "河流很长。"),
         ("河流很长。\n\n希望这篇文章对你有帮助！", "河流很长。"),
         ("河流很长。\n\n以上就是改写后的版本。", "河流很长。"),
+        ("河流很长。\n\n如果您需要进一步修改，请告诉我。", "河流很长。"),
+        ("The river flows.\n\nIf you'd like any changes, just ask.", "The river flows."),
+        ("The river flows.\n\nI hope you find this useful.", "The river flows."),
+        ("The river flows.\n\nI hope this meets your needs!", "The river flows."),
+        ("This is a rewritten version for kids:\nThe river flows.", "The river flows."),
         (
             "Here is the rewritten text:\n\nThe river flows.\n\nNote: facts kept.",
             "The river flows.",
@@ -87,6 +92,13 @@ def test_strip_boilerplate_removes(text: str, expected: str) -> None:
         "The river flows.\n\nA note on sources: see the atlas.",
         "The river flows.\nThe hope is that this helps farmers.",
         "I hope you enjoy rivers as much as I do, said the guide.",
+        "The river flows.\n\nI hope the river stays clean for our children.",
+        "The river flows.\n\nI hope that our children will see it too.",
+        "The river flows.\n\nIf you want to see it, visit in May.",
+        "The river flows.\n\nFeel free to explore the banks on foot.",
+        "This is a version of events few remember.\nThe river flooded in 1910.",
+        "河流很长。\n\n希望这条河永远清澈。",
+        "河流很长。\n\n如果你想去亚马逊，五月最好。",
     ],
 )
 def test_strip_boilerplate_keeps_content(text: str) -> None:

@@ -249,7 +249,7 @@ def strip_boilerplate(text: str) -> str:
 
 def _language_mismatch(text: str, expected: str | None, detect: Callable[[str], str] | None) -> str:
     """The detected language when it is known and differs from the expected one, else ''."""
-    if not expected or detect is None:
+    if not expected or expected.lower() == UNKNOWN or detect is None:
         return ""
     try:
         found = detect(text) or UNKNOWN

@@ -271,6 +271,7 @@ def test_clean_rejects_wrong_language() -> None:
         ("en", lambda _: "EN", True),
         ("zh", lambda _: "zh-cn", True),  # region subtags are ignored
         (None, lambda _: "fr", True),  # nothing expected
+        ("unknown", lambda _: "fr", True),  # the source's language was not identified
         ("en", None, True),  # no detector
         ("en", lambda _: "fr", False),  # check disabled
     ],

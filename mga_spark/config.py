@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
-SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+# A key is secret when one of its _-separated words is one of these ("aws_secret_access_key",
+# "hf_token"), but not "max_tokens" or "tokenizer".
+SECRET_KEY = re.compile(r"(^|_)(secret|password|passwd|token|key|credential|credentials)($|_)",
+                        re.IGNORECASE)
 
 
 class Strict(BaseModel):
@@ -121,6 +125,7 @@ class Config(Strict):
     def fingerprint(self) -> str:
         """Hash of everything that changes what a unit's output is (not where or how fast)."""
         data = self.model_dump(mode="json", exclude={"output": {"path"}, "job": True})
+        data["unit_docs"] = self.job.unit_docs  # units are cut by it: resume must keep it
         data["model"]["engine_args"] = {
             k: v for k, v in data["model"]["engine_args"].items() if k in OUTPUT_AFFECTING_ARGS
         }
@@ -142,7 +147,7 @@ class ConfigError(ValueError):
 def redact(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {
-            k: "***" if any(w in k.lower() for w in SECRET_WORDS) and v else redact(v)
+            k: "***" if SECRET_KEY.search(k) and v else redact(v)
             for k, v in obj.items()
         }
     if isinstance(obj, list):

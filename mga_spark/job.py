@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -64,6 +65,10 @@ def get_session(cfg: Config, use_config_master: bool = True):
     builder = SparkSession.builder.appName("mga-spark")
     if use_config_master and cfg.job.master:
         builder = builder.master(local_master(cfg.job.master, cfg.job.max_failures))
+        if cfg.job.master.startswith("local"):
+            # workers run this interpreter (with this package and vLLM), not `python3` on PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

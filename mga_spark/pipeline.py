@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from mga_spark import chunking, cleaning, language
 from mga_spark.config import Config
 from mga_spark.engine import Completion, Engine, Request
+from mga_spark.io import INPUT_DETAIL, INPUT_PROBLEM
 from mga_spark.parsing import Failure, GAPair, Verdict, ga_json_schema, judge_json_schema
 from mga_spark.parsing import parse_ga, parse_judge
 from mga_spark.prompts import Prompts
@@ -131,6 +132,8 @@ class Pipeline:
             self._submit_ga(chunk)
 
     def _check_input(self, doc: Document) -> tuple[Reason, str] | None:
+        if doc.extra.get(INPUT_PROBLEM) == "invalid_utf8":
+            return Reason.INVALID_UTF8, str(doc.extra.get(INPUT_DETAIL, "invalid UTF-8"))
         if doc.text is None:
             return Reason.NULL_TEXT, "text is null"
         if not doc.text.strip():

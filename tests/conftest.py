@@ -49,3 +49,19 @@ def vllm_engine(tiny_model_dir: Path):
     )
     yield engine
     engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (2 Python workers, task retries on) for the whole test run.
+
+    Python workers are reused across jobs, so each keeps its cached vLLM engine between tests.
+    """
+    from mga_spark.config import load_config
+    from mga_spark.job import get_session
+
+    cfg = load_config(None, ["job.master=local[2]", "job.spark_conf={spark.ui.enabled: 'false'}"],
+                      {"model": {"engine_args": {"model": "unused"}}})
+    session = get_session(cfg)
+    yield session
+    session.stop()

@@ -426,6 +426,8 @@ def test_fuzz_parsers_never_raise() -> None:
         assert isinstance(verdict, (Verdict, Failure))
         if isinstance(verdict, Verdict):
             assert 1 <= verdict.score <= 5
+        else:
+            assert len(verdict.detail) <= 200
 
 
 # --- judge --------------------------------------------------------------------------------------

@@ -68,10 +68,11 @@ class _Profile:
 
 def _profile(text: str) -> _Profile:
     lower = text.lower()
-    if len(lower.encode()) - len(lower) <= len(lower) // 100:
+    if lower.isascii() or len(lower.encode()) - len(lower) <= len(lower) // 100:
         # Fast path for (almost) ASCII text: other characters become spaces (4x faster).
-        ascii_text = lower.encode("ascii", "replace").decode("ascii")
-        return _Profile(lower, ascii_text.translate(_PUNCT_TO_SPACE).split(), False, True)
+        if not lower.isascii():
+            lower = lower.encode("ascii", "replace").decode("ascii")
+        return _Profile(lower, lower.translate(_PUNCT_TO_SPACE).split(), False, True)
     words = _WORD.findall(lower)
     n_cjk = len(_CJK.findall(text))
     letters = sum(map(len, words)) + n_cjk

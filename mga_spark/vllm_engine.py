@@ -12,10 +12,13 @@ process, which is what works inside a Spark Python worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from mga_spark.engine import Completion, Request
@@ -181,10 +184,35 @@ class VLLMEngine:
             if not self._keep_seeds:
                 log.info("CPU engine with chunked prefill: per-request seeds are not used")
         log.info("building vLLM engine: %s", json.dumps(args, default=str))
-        llm = LLM(**args)
+        with _modules_hidden_from_kernel_scan():
+            llm = LLM(**args)
         if current_platform.is_cuda():
             _built_on = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         return llm
+
+
+@contextlib.contextmanager
+def _modules_hidden_from_kernel_scan() -> Iterator[None]:
+    """Work around a vLLM 0.32 CPU bug: while building, it scans every module's attributes with
+    `hasattr(value, "__dict__")`, which raises for werkzeug proxies such as `flask.current_app`
+    (imported by moto's server or Airflow in the same process). Such modules are taken out of
+    `sys.modules` for the build and put back afterwards."""
+
+    def breaks_scan(module: Any) -> bool:
+        try:
+            for value in list(getattr(module, "__dict__", {}).values()):
+                hasattr(value, "__dict__")
+        except Exception:
+            return True
+        return False
+
+    hidden = {name: m for name, m in list(sys.modules.items()) if breaks_scan(m)}
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
 
 
 def bind_device(address: str | None) -> None:

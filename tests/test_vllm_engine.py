@@ -3,8 +3,10 @@ cache and GPU binding (fast: they never build an engine)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from typing import Literal
 
 import pytest
@@ -36,6 +38,9 @@ def metrics_delta(engine, before: dict[str, float]) -> dict[str, float]:
 
 @pytest.mark.vllm
 def test_tiny_model_loads(vllm_engine) -> None:
+    # flask's proxies (moto server, Airflow) broke vLLM's kernel scan at build time
+    with contextlib.suppress(ImportError):
+        import flask  # noqa: F401
     assert vllm_engine.count_tokens("Plants store energy. 植物储存能量。") > 0
     assert vllm_engine.model_name.endswith("tiny-model")
     assert vllm_engine.max_model_len == 4096
@@ -179,3 +184,10 @@ def test_bind_device_sets_visible_gpus_and_refuses_to_move_a_built_engine(monkey
     ve.bind_device("1")  # same GPU: fine
     with pytest.raises(ve.DeviceBindingError, match="one GPU per executor"):
         ve.bind_device("0")
+
+
+def test_modules_that_break_the_kernel_scan_are_hidden_during_the_build() -> None:
+    flask = pytest.importorskip("flask")
+    with ve._modules_hidden_from_kernel_scan():
+        assert "flask" not in sys.modules
+    assert sys.modules["flask"] is flask

@@ -315,12 +315,14 @@ def parse_ga(text: str, num_pairs: int) -> GAResult:
     return GAResult(None, slots)
 
 
-def ga_json_schema(num_pairs: int) -> dict:
-    """JSON schema for structured outputs: {"pairs": [exactly num_pairs pairs]}."""
-    text = {"type": "string", "minLength": 1}
+def ga_json_schema(num_pairs: int, max_title: int = 100, max_description: int = 800) -> dict:
+    """JSON schema for structured outputs: {"pairs": [exactly num_pairs pairs]}. The length
+    bounds keep a rambling model from spending its whole token budget inside one string."""
+    title = {"type": "string", "minLength": 1, "maxLength": max_title}
+    text = {"type": "string", "minLength": 1, "maxLength": max_description}
     part = {
         "type": "object",
-        "properties": {"title": text, "description": text},
+        "properties": {"title": title, "description": text},
         "required": ["title", "description"],
         "additionalProperties": False,
     }
@@ -392,12 +394,12 @@ def parse_judge(text: str) -> Verdict | Failure:
     return Verdict(analysis=analysis.strip(), score=score)
 
 
-def judge_json_schema() -> dict:
+def judge_json_schema(max_analysis: int = 1500) -> dict:
     """JSON schema for structured outputs: the analysis first, then the 1-5 score."""
     return {
         "type": "object",
         "properties": {
-            "analysis": {"type": "string", "minLength": 1},
+            "analysis": {"type": "string", "minLength": 1, "maxLength": max_analysis},
             "score": {"type": "integer", "minimum": 1, "maximum": 5},
         },
         "required": ["analysis", "score"],

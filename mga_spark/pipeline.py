@@ -163,7 +163,8 @@ class Pipeline:
     def _submit_ga(self, chunk: Chunk) -> None:
         ga = self.cfg.ga
         messages = self.prompts.ga_messages(chunk.text, chunk.language, ga.num_pairs)
-        schema = ga_json_schema(ga.num_pairs) if ga.structured_output else None
+        schema = (ga_json_schema(ga.num_pairs, ga.max_title_chars, ga.max_description_chars)
+                  if ga.structured_output else None)
         self._send(
             Pending(Stage.GA, chunk),
             messages,
@@ -195,7 +196,8 @@ class Pipeline:
             messages,
             max_tokens=judge.max_tokens,
             temperature=judge.temperature,
-            json_schema=judge_json_schema() if judge.structured_output else None,
+            json_schema=(judge_json_schema(judge.max_analysis_chars)
+                         if judge.structured_output else None),
         )
 
     # -- completions -----------------------------------------------------------------------

@@ -63,6 +63,9 @@ class VLLMEngine:
         self._errors: list[Completion] = []
         self._keep_seeds = True
 
+    def __getstate__(self) -> dict[str, Any]:  # ship the arguments, never a built engine
+        return {**self.__dict__, "_llm": None, "_errors": []}
+
     # -- the Engine protocol ---------------------------------------------------------------
 
     def submit(self, request: Request) -> None:

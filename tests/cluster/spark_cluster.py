@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,7 +39,8 @@ def free_port() -> int:
 def spark_env(workdir: Path, **extra: str) -> dict[str, str]:
     conf_dir = workdir / "spark-conf"  # empty: no spark-defaults or spark-env from elsewhere
     conf_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SPARK_", "PYSPARK_")) and k != "PYTHONPATH"}
     env.update(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir), SPARK_LOCAL_IP=HOST,
                SPARK_LOCAL_HOSTNAME=HOST, SPARK_LOG_DIR=str(workdir / "logs"))
     env.update(extra)
@@ -96,8 +98,8 @@ class Standalone:
     worker_cores: int = 2
     worker_memory: str = "4g"
     worker_opts: str = ""
-    master_port: int = field(default_factory=free_port)
-    ui_port: int = field(default_factory=free_port)
+    master_port: int = 0  # read from the master's log once it started
+    ui_port: int = 0
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -105,32 +107,51 @@ class Standalone:
         return f"spark://{HOST}:{self.master_port}"
 
     def start(self, timeout: float = 120.0) -> Standalone:
+        """Ports are chosen by the JVMs (port 0) and read back from the master's log, so
+        clusters of concurrent test runs never take each other's ports."""
+        deadline = time.time() + timeout
         self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", HOST,
-                    "--port", str(self.master_port), "--webui-port", str(self.ui_port))
+                    "--port", "0", "--webui-port", "0")
+        self.master_port = int(self._wait_for_log(
+            "master", r"Starting Spark master at spark://[\d.]+:(\d+)", deadline))
+        self.ui_port = int(self._wait_for_log(
+            "master", r"Bound MasterWebUI to .* started at http://[\d.]+:(\d+)", deadline))
         for i in range(self.workers):
             work = self.workdir / f"worker-{i}"
             work.mkdir(parents=True, exist_ok=True)
             self._spawn(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", self.url,
-                        "--host", HOST, "--port", str(free_port()), "--webui-port",
-                        str(free_port()), "--cores", str(self.worker_cores), "--memory",
-                        self.worker_memory, "--work-dir", str(work))
-        deadline = time.time() + timeout
+                        "--host", HOST, "--port", "0", "--webui-port", "0",
+                        "--cores", str(self.worker_cores), "--memory", self.worker_memory,
+                        "--work-dir", str(work))
         while time.time() < deadline:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"{p.args[1]} exited {p.returncode}:\n{self.logs()}")
+            self._check_alive()
             state = self.state()
             if state and state.get("aliveworkers") == self.workers:
                 return self
             time.sleep(1.0)
         raise TimeoutError(f"{self.workers} workers not alive after {timeout}s:\n{self.logs()}")
 
+    def _check_alive(self) -> None:
+        for p in self.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{p.args[1]} exited {p.returncode}:\n{self.logs()}")
+
+    def _wait_for_log(self, name: str, pattern: str, deadline: float) -> str:
+        log = self.workdir / f"{name}.log"
+        while time.time() < deadline:
+            self._check_alive()
+            match = re.search(pattern, log.read_text(errors="replace"))
+            if match:
+                return match.group(1)
+            time.sleep(0.5)
+        raise TimeoutError(f"{name}: no line matching {pattern!r}:\n{self.logs()}")
+
     def state(self) -> dict | None:
         """The master's JSON status (workers, cores, resources, applications)."""
         try:
             with urllib.request.urlopen(f"http://{HOST}:{self.ui_port}/json/", timeout=5) as r:
                 return json.load(r)
-        except OSError:
+        except (OSError, ValueError):
             return None
 
     def stop(self) -> list[int]:
@@ -153,7 +174,9 @@ class Standalone:
 
     def _spawn(self, name: str, main_class: str, *args: str) -> None:
         log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 (closed in stop())
-        env = spark_env(self.workdir, SPARK_WORKER_OPTS=self.worker_opts)
+        env = spark_env(self.workdir, SPARK_WORKER_OPTS=self.worker_opts,
+                        # no REST submission server: it would want the fixed port 6066
+                        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false")
         proc = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), main_class, *args],
                                 env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)

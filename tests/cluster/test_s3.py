@@ -33,15 +33,33 @@ SECRET = "mga-test-SECRET-9f3e1c7ab2d54e08"  # must never be printed or written
 DOCS = 8
 
 
+def start_moto(workdir: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """`moto_server` on a free loopback port; another port if that one was taken meanwhile."""
+    for attempt in range(attempts):
+        port = free_port()
+        with open(workdir / f"moto-{attempt}.log", "w") as log:
+            proc = subprocess.Popen([str(BIN / "moto_server"), "-H", HOST, "-p", str(port)],
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2).close()
+            except OSError:
+                time.sleep(0.3)
+                continue
+            time.sleep(0.5)  # still ours: a server that lost the port race has exited by now
+            if proc.poll() is None:
+                return proc, port
+        kill_group(proc, grace=2.0)
+    raise RuntimeError(f"moto_server did not start: {(workdir / 'moto-0.log').read_text()}")
+
+
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory) -> dict[str, str]:
     """A moto S3 server on 127.0.0.1 and the AWS environment that points at it."""
     workdir = tmp_path_factory.mktemp("moto")
-    port = free_port()
-    log = open(workdir / "moto.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", HOST, "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc, port = start_moto(workdir)
     empty = workdir / "empty"
     empty.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -50,19 +68,9 @@ def s3_env(tmp_path_factory) -> dict[str, str]:
                AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
                AWS_EC2_METADATA_DISABLED="true", PYSPARK_PYTHON=sys.executable)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, (
-                    (workdir / "moto.log").read_text())
-                time.sleep(0.3)
         yield env
     finally:
         kill_group(proc, grace=5.0)
-        log.close()
 
 
 def s3(env: dict[str, str]):

@@ -17,11 +17,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Bump when anything below changes what gets written; callers compare it with MARKER's content.
-VERSION = "tiny-qwen3-moe-v1"
+VERSION = "tiny-qwen3-moe-v2"
 MARKER = "mga_tiny_model.json"
 SEED = 1234
 VOCAB_SIZE = 4096
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Per-token probabilities (at temperature 1) given to tokens that end things, so the noise model's
+# answers end by themselves like a real model's: "<|im_end|>" ends a reply (~200 tokens on
+# average), '"' ends a JSON string. Without this a random model almost never stops.
+STOP_PROBABILITY = {"<|im_end|>": 1 / 200, '"': 1 / 25}
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -129,6 +133,30 @@ def _write_model(out_dir: Path, tokenizer) -> None:
         tie_word_embeddings=False,
     )
     torch.manual_seed(SEED)
-    model = Qwen3MoeForCausalLM(config).to(torch.bfloat16)
+    model = Qwen3MoeForCausalLM(config)
+    _calibrate_stops(model, tokenizer)
+    model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir)
     GenerationConfig(eos_token_id=eos, pad_token_id=tokenizer.pad_token_id).save_pretrained(out_dir)
+
+
+def _calibrate_stops(model, tokenizer) -> None:
+    """Give STOP_PROBABILITY's tokens their per-step probability, independent of the context.
+
+    Hidden dimension 0 of every token embedding is set to a constant, so it stays nearly constant
+    through the (small, random) layers and after the final norm; only the stop tokens read it.
+    """
+    import math
+
+    import torch
+
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        head = model.lm_head.weight
+        head[:, 0] = 0.0
+        ids = tokenizer(" ".join(BUILTIN_TEXTS), return_tensors="pt").input_ids
+        hidden = model.model(input_ids=ids).last_hidden_state[0]
+        rest = torch.logsumexp(model.lm_head(hidden), dim=-1).mean().item()
+        level = hidden[:, 0].mean().item()
+        for token, p in STOP_PROBABILITY.items():
+            head[tokenizer.convert_tokens_to_ids(token), 0] = (math.log(p / (1 - p)) + rest) / level

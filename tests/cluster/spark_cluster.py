@@ -211,19 +211,27 @@ def deps_only_python(directory: Path) -> Path:
     return python
 
 
-def spark_submit(argv: list[str], workdir: Path, timeout: float, env: dict | None = None
-                 ) -> subprocess.CompletedProcess:
-    """Run `spark-submit` (client mode) in its own process group, killed if it overruns."""
-    proc = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-submit"), *argv],
-                            env=spark_env(workdir, **(env or {})), cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+def run_bounded(argv: list[str], timeout: float, env: dict | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a command in its own process group, stdout and stderr together in `.stdout`. The
+    whole group is killed if it overruns `timeout`, and whatever it left behind when it ends."""
+    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc, grace=5.0)
         out, _ = proc.communicate()
-        raise AssertionError(f"spark-submit overran {timeout}s:\n{out[-6000:]}") from None
+        raise AssertionError(f"{Path(argv[0]).name} overran {timeout}s:\n{out[-6000:]}"
+                             ) from None
     finally:
-        kill_group(proc, grace=5.0)  # anything the driver left behind in its group
+        kill_group(proc, grace=5.0)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def spark_submit(argv: list[str], workdir: Path, timeout: float, env: dict | None = None
+                 ) -> subprocess.CompletedProcess:
+    """Run `spark-submit` (client mode: the driver runs here) against a clean Spark env."""
+    return run_bounded([SPARK_HOME / "bin" / "spark-submit", *argv], timeout,
+                       spark_env(workdir, **(env or {})), workdir)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_cluster import HOST, ROOT, free_port, kill_group
+from spark_cluster import HOST, ROOT, free_port, kill_group, run_bounded
 
 from mga_spark.demo import sample_records
 
@@ -113,15 +113,7 @@ def run_argv(corpus: str, output: str, tiny_model_dir: Path) -> list[str]:
 
 
 def run(argv: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True, stdin=subprocess.DEVNULL)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc, grace=5.0)
-        raise AssertionError(f"{argv[1]} overran {timeout}s: {proc.communicate()[0][-4000:]}"
-                             ) from None
-    return subprocess.CompletedProcess(argv, proc.returncode, out, "")
+    return run_bounded(argv, timeout, env)
 
 
 def test_s3_run_killed_part_way_resumes_and_verifies(s3_env, corpus, tiny_model_dir, tmp_path):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from spark_cluster import ROOT
+from spark_cluster import ROOT, run_bounded
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 HERE = Path(__file__).parent
@@ -23,24 +23,22 @@ MARK = "DAGBAG-JSON: "
 @pytest.fixture(scope="session")
 def airflow_python() -> Path:
     venv = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
-    proc = subprocess.run(["bash", str(HERE / "airflow_env.sh"), str(venv)], capture_output=True,
-                          text=True, timeout=800)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bounded(["bash", HERE / "airflow_env.sh", venv], timeout=800)
+    assert proc.returncode == 0, proc.stdout
     return venv / "bin" / "python"
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "MGA_SPARK_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", **extra)
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               AIRFLOW__CORE__DAGS_FOLDER=str(DAGS), **extra)
     return env
 
 
 def load_dags(python: Path, home: Path, **env: str) -> dict:
-    proc = subprocess.run([str(python), str(HERE / "airflow_inspect.py"), str(DAGS)],
-                          capture_output=True, text=True, timeout=300,
-                          env=airflow_env(home, **env))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    proc = run_bounded([python, HERE / "airflow_inspect.py", DAGS], 300, airflow_env(home, **env))
+    assert proc.returncode == 0, proc.stdout[-6000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     assert len(lines) == 1, proc.stdout[-4000:]
     return json.loads(lines[0][len(MARK):])
@@ -87,3 +85,72 @@ def test_dag_deployment_settings_come_from_the_environment(airflow_python, tmp_p
     assert expand["conn_id"] == "spark_gpu"
     assert expand["rendered"]["py_files"] == "/opt/mga_spark.zip"
     assert verify["rendered"]["env"]["MGA_SPARK_BIN"] == "/opt/bin/mga"
+
+
+def completed_apps(cluster) -> set[str]:
+    return {app["id"] for app in cluster.state()["completedapps"]}
+
+
+def write_job_inputs(directory: Path, tiny_model_dir: Path, node: tuple[Path, Path],
+                     ) -> tuple[Path, Path, Path]:
+    """(corpus, job config, spark properties) for a small run on the test cluster."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    from mga_spark.demo import sample_records
+
+    corpus = directory / "corpus"
+    corpus.mkdir()
+    rows = [{"id": r["id"], "text": r["text"], "topic": r["topic"]}
+            for r in sample_records() if r["lang"] == "en"][:2]
+    pq.write_table(pa.Table.from_pylist(rows), corpus / "part-0.parquet")
+    config = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
+    config["model"]["engine_args"]["model"] = str(tiny_model_dir)
+    config["rewrite"]["max_tokens"] = config["judge"]["max_tokens"] = 96
+    config_file = directory / "job.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    python, _ = node
+    properties = directory / "spark-defaults.conf"
+    properties.write_text("\n".join([
+        f"spark.pyspark.python {python}", f"spark.pyspark.driver.python {python}",
+        "spark.executor.cores 1", "spark.cores.max 1", "spark.executor.memory 1g",
+        "spark.executorEnv.HF_HUB_OFFLINE 1", "spark.ui.enabled false", ""]))
+    return corpus, config_file, properties
+
+
+def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalone, node,
+                                                       tiny_model_dir, tmp_path):
+    """`dag.test()`: the real SparkSubmitOperator runs spark-submit against the standalone
+    cluster, then the verify task runs `mga-spark verify` on the output."""
+    from spark_cluster import SPARK_HOME
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    corpus, config, properties = write_job_inputs(tmp_path, tiny_model_dir, node)
+    output = tmp_path / "output"
+    host, port = standalone.url.rsplit(":", 1)
+    env = airflow_env(
+        home,
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": host,
+                                               "port": int(port)}),
+        MGA_SPARK_PROPERTIES=str(properties), MGA_SPARK_PY_FILES=str(node[1]),
+        MGA_SPARK_BIN=str(Path(sys.executable).parent / "mga-spark"),
+        SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1",
+        PATH=f"{SPARK_HOME / 'bin'}:{os.environ['PATH']}")
+    migrate = run_bounded([airflow_python.parent / "airflow", "db", "migrate"], 300, env)
+    assert migrate.returncode == 0, migrate.stdout[-6000:]
+
+    conf = {"input": str(corpus), "output": str(output), "config": str(config)}
+    before = completed_apps(standalone)
+    proc = run_bounded([airflow_python, HERE / "airflow_run.py", DAGS, "mga_expand",
+                        json.dumps(conf)], 900, env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAGRUN-JSON: ")]
+    assert proc.returncode == 0 and len(lines) == 1, proc.stdout[-8000:]
+    run = json.loads(lines[0].split(": ", 1)[1])
+    assert run["tasks"] == {"mga_expand": "success", "verify": "success"}, (
+        proc.stdout[-6000:])
+    assert run["state"] == "success" and run["conf"] == conf
+
+    assert len(completed_apps(standalone) - before) == 1, "the job ran on the standalone cluster"
+    assert (output / "_run.json").is_file() and len(list((output / "_manifest").iterdir())) == 1

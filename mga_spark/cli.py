@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,11 +18,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("mga_spark")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="job YAML (see conf/)")]
-InputOpt = Annotated[Optional[list[str]], typer.Option("--input", "-i",  # noqa: UP007
+InputOpt = Annotated[list[str] | None, typer.Option("--input", "-i",  # noqa: UP007
                      help="Parquet file, directory or glob (repeatable); overrides input.paths")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",  # noqa: UP007
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o",  # noqa: UP007
                       help="output URI; overrides output.path")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s",  # noqa: UP007
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s",  # noqa: UP007
                    help="override a config key, e.g. --set ga.num_pairs=3 (repeatable)")]
 
 

@@ -6,6 +6,7 @@ Engine settings are not re-declared: `model.engine_args` is passed to vLLM's `LL
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -17,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
-# A key is secret when one of its _-separated words is one of these ("aws_secret_access_key",
+# A key is secret when one of its words (split at _ . -) is one of these ("aws_secret_access_key",
 # "hf_token"), but not "max_tokens" or "tokenizer".
-SECRET_KEY = re.compile(r"(^|_)(secret|password|passwd|token|key|credential|credentials)($|_)",
-                        re.IGNORECASE)
+SECRET_KEY = re.compile(
+    r"(^|[._-])(secret|password|passwd|token|key|credential|credentials)($|[._-])", re.IGNORECASE
+)
 
 
 class Strict(BaseModel):
@@ -173,9 +175,7 @@ def format_errors(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"])
-        allowed = e.get("ctx", {}).get("expected")
-        msg = e["msg"] + (f" (allowed: {allowed})" if allowed and "expected" not in e["msg"] else "")
-        lines.append(f"  {where}: {msg}; got {e.get('input')!r}")
+        lines.append(f"  {where}: {e['msg']}; got {e.get('input')!r}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 
@@ -184,7 +184,7 @@ def load_config(
     overrides: list[str] | None = None,
     base: dict | None = None,
 ) -> Config:
-    data: dict = dict(base or {})
+    data: dict = copy.deepcopy(base or {})
     if path is not None:
         p = Path(path)
         if not p.is_file():

@@ -20,8 +20,15 @@ from mga_spark import chunking, cleaning, language
 from mga_spark.config import Config
 from mga_spark.engine import Completion, Engine, Request
 from mga_spark.io import INPUT_DETAIL, INPUT_PROBLEM
-from mga_spark.parsing import Failure, GAPair, Verdict, ga_json_schema, judge_json_schema
-from mga_spark.parsing import parse_ga, parse_judge
+from mga_spark.parsing import (
+    Failure,
+    GAPair,
+    Verdict,
+    ga_json_schema,
+    judge_json_schema,
+    parse_ga,
+    parse_judge,
+)
 from mga_spark.prompts import Prompts
 from mga_spark.schema import Document, Reason, RejectRow, Stage, VariantRow
 
@@ -114,7 +121,8 @@ class Pipeline:
         text = doc.text or ""
         lang = self._language(text)
         if lang not in self.prompts.languages:
-            why = f"detected language {lang!r}; prompt sets exist for {list(self.prompts.languages)}"
+            have = list(self.prompts.languages)
+            why = f"detected language {lang!r}; prompt sets exist for {have}"
             self._reject(doc.id, None, None, Stage.INPUT, Reason.UNSUPPORTED_LANGUAGE, why)
             return
         pieces = chunking.split(text, self.cfg.chunking.max_tokens, self.engine.count_tokens)
@@ -177,7 +185,9 @@ class Pipeline:
     def _submit_rewrite(self, chunk: Chunk, index: int, pair: GAPair) -> None:
         rw = self.cfg.rewrite
         out_lang = rw.output_language or chunk.language
-        messages = self.prompts.rewrite_messages(chunk.text, pair, chunk.language, rw.mode, out_lang)
+        messages = self.prompts.rewrite_messages(
+            chunk.text, pair, chunk.language, rw.mode, out_lang
+        )
         self._send(
             Pending(Stage.REWRITE, chunk, index, pair),
             messages,

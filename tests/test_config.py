@@ -1,0 +1,71 @@
+"""Configuration: YAML + overrides, errors that name the field, redaction, fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mga_spark.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = {"model": {"engine_args": {"model": "m"}}}
+
+
+@pytest.mark.parametrize("name", ["demo", "gpu", "strict", "relaxed"])
+def test_shipped_configs_load(name):
+    cfg = load_config(ROOT / "conf" / f"{name}.yaml")
+    assert cfg.model.engine_args["model"]
+    assert cfg.rewrite.mode == {"strict": "strict", "relaxed": "relaxed"}.get(name, "base")
+
+
+def test_overrides_parse_values_as_yaml():
+    cfg = load_config(None, ["ga.num_pairs=3", "input.paths=[a, b]", "judge.enabled=false",
+                             "model.engine_args.max_model_len=2048"], MODEL)
+    assert cfg.ga.num_pairs == 3 and cfg.input.paths == ["a", "b"] and not cfg.judge.enabled
+    assert cfg.model.engine_args == {"model": "m", "max_model_len": 2048}
+
+
+def test_invalid_values_name_the_field_and_the_allowed_values():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["rewrite.mode=wild", "ga.num_pairs=0"], MODEL)
+    text = str(err.value)
+    assert "rewrite.mode" in text and "'base', 'strict' or 'relaxed'" in text and "wild" in text
+    assert "ga.num_pairs" in text
+
+
+def test_unknown_keys_and_a_missing_model_are_errors():
+    with pytest.raises(ConfigError, match="ga.pairs"):
+        load_config(None, ["ga.pairs=3"], MODEL)
+    with pytest.raises(ConfigError, match="model.engine_args.model is required"):
+        load_config(None, ["model.engine_args={}"], MODEL)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["ga.num_pairs"], MODEL)
+
+
+def test_missing_or_broken_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+
+
+def test_secrets_are_redacted_but_token_limits_are_not():
+    cfg = load_config(None, ["model.engine_args.hf_token=abc",
+                             "job.spark_conf={spark.hadoop.fs.s3a.secret.key: s3cr3t}"], MODEL)
+    red = cfg.redacted()
+    assert red["model"]["engine_args"]["hf_token"] == "***"
+    assert red["ga"]["max_tokens"] == cfg.ga.max_tokens
+    assert "s3cr3t" not in str(red)
+
+
+def test_fingerprint_tracks_output_affecting_settings_only():
+    base = load_config(None, None, MODEL).fingerprint()
+    assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint() != base
+    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint() != base
+    assert load_config(None, ["model.engine_args.kv_cache_memory_bytes=1"], MODEL
+                       ).fingerprint() == base
+    assert load_config(None, ["output.path=elsewhere", "job.master=local[1]"], MODEL
+                       ).fingerprint() == base

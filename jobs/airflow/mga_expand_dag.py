@@ -15,6 +15,7 @@ Deployment settings are read from the environment when the DAG file is parsed:
   MGA_SPARK_PY_FILES    mga_spark.zip to ship with --py-files (unset: installed on the nodes)
   MGA_SPARK_PROPERTIES  spark-defaults file (default: conf/spark-defaults.gpu.conf)
   MGA_SPARK_BIN         the `mga-spark` command for the verify step (default: on PATH)
+  MGA_SPARK_RETRIES     retries of the Spark task (default: 2, 10 minutes apart and growing)
   MGA_SPARK_INPUT, MGA_SPARK_OUTPUT, MGA_SPARK_CONFIG: defaults of the params
 """
 
@@ -39,8 +40,8 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # two runs writing one output would race for the same units
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=10),
-                  "retry_exponential_backoff": True},
+    default_args={"retries": int(ENV("MGA_SPARK_RETRIES", "2")),
+                  "retry_delay": timedelta(minutes=10), "retry_exponential_backoff": True},
     params={
         "input": Param(ENV("MGA_SPARK_INPUT", "s3://my-bucket/corpus/"), type="string",
                        minLength=1, description="Parquet file, directory or glob"),

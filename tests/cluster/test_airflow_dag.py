@@ -74,7 +74,7 @@ def test_dag_loads_with_its_tasks_order_and_params(airflow_python, tmp_path):
 
 
 def test_dag_deployment_settings_come_from_the_environment(airflow_python, tmp_path):
-    bag = load_dags(airflow_python, tmp_path, MGA_SPARK_SCHEDULE="0 3 * * *",
+    bag = load_dags(airflow_python, tmp_path, MGA_SPARK_SCHEDULE="0 3 * * *", MGA_SPARK_RETRIES="5",
                     MGA_SPARK_CONN_ID="spark_gpu", MGA_SPARK_PY_FILES="/opt/mga_spark.zip",
                     MGA_SPARK_OUTPUT="s3://corpus-bucket/mga/", MGA_SPARK_BIN="/opt/bin/mga")
     assert bag["import_errors"] == {}
@@ -82,7 +82,7 @@ def test_dag_deployment_settings_come_from_the_environment(airflow_python, tmp_p
     assert dag["schedule"] is not None and "0 3 * * *" in dag["schedule"]
     assert dag["params"]["output"]["value"] == "s3://corpus-bucket/mga/"
     expand, verify = dag["tasks"]["mga_expand"], dag["tasks"]["verify"]
-    assert expand["conn_id"] == "spark_gpu"
+    assert expand["conn_id"] == "spark_gpu" and expand["retries"] == 5
     assert expand["rendered"]["py_files"] == "/opt/mga_spark.zip"
     assert verify["rendered"]["env"]["MGA_SPARK_BIN"] == "/opt/bin/mga"
 
@@ -136,6 +136,7 @@ def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalon
                                                "port": int(port)}),
         MGA_SPARK_PROPERTIES=str(properties), MGA_SPARK_PY_FILES=str(node[1]),
         MGA_SPARK_BIN=str(Path(sys.executable).parent / "mga-spark"),
+        MGA_SPARK_RETRIES="0",  # dag.test() would wait out the retry delay after a failure
         SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1",
         PATH=f"{SPARK_HOME / 'bin'}:{os.environ['PATH']}")
     migrate = run_bounded([airflow_python.parent / "airflow", "db", "migrate"], 300, env)

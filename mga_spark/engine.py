@@ -53,6 +53,10 @@ class Engine(Protocol):
         """Counters such as prompt_tokens and prompt_tokens_cached (engine-wide, cumulative)."""
         ...
 
+    def abort_all(self) -> None:
+        """Drop unfinished requests (left by a failed task on a reused engine)."""
+        ...
+
 
 Responder = Callable[[Request], "str | tuple[str, str] | Exception"]
 
@@ -96,6 +100,9 @@ class FakeEngine:
 
     def metrics(self) -> dict[str, float]:
         return {}
+
+    def abort_all(self) -> None:
+        self._queue.clear()
 
 
 def run_all(engine: Engine, requests: Iterable[Request]) -> dict[str, Completion]:

@@ -55,6 +55,7 @@ def process_unit(
         cfg.output.compression,
         retries=cfg.job.write_retries,
     )
+    engine.abort_all()  # a reused engine may hold requests of a unit that failed before
     before = dict(engine.metrics())
     writer.add(pipeline.run(io.read_unit(unit, cfg.input)))
     seconds = time.time() - started

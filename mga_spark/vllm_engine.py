@@ -61,6 +61,7 @@ class VLLMEngine:
         self.model_name = str(engine_args.get("served_model_name") or engine_args["model"])
         self._llm: Any = None
         self._errors: list[Completion] = []
+        self._inflight: set[str] = set()
         self._keep_seeds = True
 
     def __getstate__(self) -> dict[str, Any]:  # ship the arguments, never a built engine
@@ -77,6 +78,7 @@ class VLLMEngine:
             prompt_ids, params = self._prepare(request)
             (engine_input,) = engine.renderer.render_cmpl([{"prompt_token_ids": prompt_ids}])
             engine.add_request(request.id, engine_input, params)
+            self._inflight.add(request.id)
         except (ValueError, TypeError, KeyError, TemplateError, VLLMClientError) as e:
             # one bad request (too long, bad schema, bad messages), not a broken engine
             log.warning("request %s rejected: %s", request.id, e)
@@ -88,6 +90,7 @@ class VLLMEngine:
             return done
         for out in self._llm.llm_engine.step():  # an engine crash propagates: the task fails
             if out.finished:
+                self._inflight.discard(out.request_id)
                 gen = out.outputs[0]
                 done.append(
                     Completion(
@@ -120,6 +123,14 @@ class VLLMEngine:
             if key is not None:
                 totals[key] += float(metric.value)
         return totals
+
+    def abort_all(self) -> None:
+        """Drop requests left by an earlier task that failed on this reused engine."""
+        self._errors = []
+        if self._llm is not None and self._inflight:
+            log.warning("aborting %d requests left by an earlier task", len(self._inflight))
+            self._llm.llm_engine.abort_request(list(self._inflight))
+        self._inflight.clear()
 
     def shutdown(self) -> None:
         """Stop the engine core and drop the model; the next use builds it again."""

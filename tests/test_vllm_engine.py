@@ -191,3 +191,15 @@ def test_modules_that_break_the_kernel_scan_are_hidden_during_the_build() -> Non
     with ve._modules_hidden_from_kernel_scan():
         assert "flask" not in sys.modules
     assert sys.modules["flask"] is flask
+
+
+@pytest.mark.vllm
+def test_abort_all_drops_requests_left_by_a_failed_task(vllm_engine) -> None:
+    msgs = [{"role": "user", "content": "a task that failed before its requests finished"}]
+    for i in range(3):
+        vllm_engine.submit(Request(f"stale-{i}", msgs, max_tokens=64))
+    assert vllm_engine.has_pending()
+    vllm_engine.abort_all()
+    assert not vllm_engine.has_pending()
+    done = run_all(vllm_engine, [Request("fresh", msgs, max_tokens=8)])
+    assert list(done) == ["fresh"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+import click
+
 from mga_spark.cli import build_config, execute
 
 
@@ -27,8 +29,11 @@ def main(argv: list[str]) -> int:
     from mga_spark.cli import _setup_logging
 
     _setup_logging()
-    cfg = build_config(Path(args.config), args.input, args.output, args.set)
-    return execute(cfg, use_config_master=False)
+    try:
+        cfg = build_config(Path(args.config), args.input, args.output, args.set)
+        return execute(cfg, use_config_master=False)
+    except click.exceptions.Exit as e:  # a reported error (bad config, bad input): its code
+        return e.exit_code
 
 
 if __name__ == "__main__":

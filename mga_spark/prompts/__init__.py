@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
 PROMPTS_DIR = Path(__file__).parent
 MODES: tuple[str, ...] = get_args(Mode)
 # Bump when the way messages are assembled changes: it is part of the version hash.
-RENDER_FORMAT = "1"
+RENDER_FORMAT = "2"
+# A closing tag of our blocks inside inserted material would end the block early (a document that
+# "closes" <document> and then gives orders): such tags get an escaped slash, `<\/document>`.
+_CLOSING_TAG = re.compile(r"</(\s*(?:document|rewrite)\s*)>", re.IGNORECASE)
 
 _PAIR_FIELDS = {"genre_title", "genre_description", "audience_title", "audience_description"}
 # key -> (required placeholders, allowed placeholders)
@@ -85,7 +89,8 @@ class Prompts:
         self, document: str, pair: GAPair, rewrite: str, language: str
     ) -> list[dict]:
         p = self._set(language)
-        return _messages(p, document, p.judge.format(**_pair_fields(pair), rewrite=rewrite))
+        task = p.judge.format(**_pair_fields(pair), rewrite=_material(rewrite))
+        return _messages(p, document, task)
 
     def _set(self, language: str) -> PromptSet:
         try:
@@ -107,10 +112,14 @@ def load_prompts(directory: Path | None = None) -> Prompts:
     return _build(str(root), files)
 
 
+def _material(text: str) -> str:
+    return _CLOSING_TAG.sub(r"<\\/\1>", text)
+
+
 def _messages(p: PromptSet, document: str, task: str) -> list[dict]:
     return [
         {"role": "system", "content": p.system},
-        {"role": "user", "content": p.document.format(document=document) + task},
+        {"role": "user", "content": p.document.format(document=_material(document)) + task},
     ]
 
 

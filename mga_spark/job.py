@@ -86,7 +86,7 @@ def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[di
     """Executor side. Raises for Spark to retry, except on the last allowed attempt."""
     from pyspark import TaskContext
 
-    from mga_spark import engines
+    from mga_spark import engines, faults
     from mga_spark.unit import process_unit
 
     os.environ.update(ENGINE_ENV)
@@ -96,6 +96,7 @@ def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[di
     for unit in units:
         try:
             engine = engines.engine_for(cfg, _task_gpu())
+            engine = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
             manifest = process_unit(cfg, unit, engine, cfg.output.path)
             accumulator.add(Counter(manifest["counts"]) + Counter(units_done=1))
             yield {"unit": unit.id, "ok": True}

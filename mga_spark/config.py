@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
@@ -37,12 +44,30 @@ class InputConfig(Strict):
     on_bad_file: Literal["fail", "skip"] = "fail"
     language: Literal["auto", "en", "zh"] = "auto"
     max_chars: int = Field(2_000_000, gt=0, description="longer documents are rejected")
+    pairs_column: str | None = Field(
+        None, description="per-document GA pairs: list<struct> or a JSON string of such a list"
+    )
 
 
 class OutputConfig(Strict):
     path: str = ""
     include_original: bool = False
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    # overwrite: pairs from scratch. append: grow `previous` (an earlier run's output over the same
+    # input) with new pairs only; indices continue after the previous run's, old pairs are avoided.
+    mode: Literal["overwrite", "append"] = "overwrite"
+    previous: str | None = None
+
+    @model_validator(mode="after")
+    def _previous_for_append(self) -> OutputConfig:
+        if self.mode == "append" and not self.previous:
+            raise ValueError("output.mode=append needs output.previous (an earlier run's output)")
+        if self.mode == "overwrite" and self.previous:
+            raise ValueError("output.previous is only read with output.mode=append")
+        if self.previous and self.path and self.previous.rstrip("/") == self.path.rstrip("/"):
+            raise ValueError("output.previous must differ from output.path: append writes the "
+                             "new variants to a new output")
+        return self
 
 
 class ModelConfig(Strict):
@@ -60,14 +85,55 @@ class ModelConfig(Strict):
         return v
 
 
+class PairText(Strict):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+    @field_validator("title", "description")
+    @classmethod
+    def _stripped(cls, v: str, info) -> str:
+        v = v.strip()
+        if info.field_name == "title" and not v:
+            raise ValueError("a pair title must not be blank")
+        return v
+
+
+class PairSpec(Strict):
+    """A user-supplied genre-audience pair (Easy Dataset's record: genre and audience, each a
+    title and a description)."""
+
+    genre: PairText
+    audience: PairText
+
+    def key(self) -> tuple[str, str]:
+        return pair_key(self.genre.title, self.audience.title)
+
+
+def pair_key(genre_title: str, audience_title: str) -> tuple[str, str]:
+    """Pairs are the same when their titles match, ignoring case and spacing."""
+    return (" ".join(genre_title.lower().split()), " ".join(audience_title.lower().split()))
+
+
 class GAConfig(Strict):
     num_pairs: int = Field(5, ge=1, le=20)
+    # Used for every document, in the first slots; the model proposes the rest (none if full).
+    pairs: list[PairSpec] = Field(default_factory=list)
     max_tokens: int = Field(1024, gt=0)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     structured_output: bool = True
     max_title_chars: int = Field(100, ge=8, description="structured-output bound per title")
     max_description_chars: int = Field(800, ge=16, description="bound per description")
+
+    @model_validator(mode="after")
+    def _pairs_fit(self) -> GAConfig:
+        if len(self.pairs) > self.num_pairs:
+            raise ValueError(f"ga.pairs has {len(self.pairs)} pairs, more than ga.num_pairs="
+                             f"{self.num_pairs}")
+        keys = [p.key() for p in self.pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("ga.pairs repeats a pair (same genre and audience titles)")
+        return self
 
 
 class RewriteConfig(Strict):
@@ -97,6 +163,9 @@ class CleanConfig(Strict):
     max_copy_similarity: float = Field(0.9, gt=0, le=1)
     min_chars: int = Field(20, ge=0)
     check_language: bool = True  # reject rewrites not in the expected language
+    # Variants of one chunk whose word 5-gram (CJK: character 8-gram) Jaccard similarity reaches
+    # this are near duplicates: the later pair index is rejected. None: no check.
+    max_sibling_similarity: float | None = Field(0.8, gt=0, le=1)
 
 
 class PipelineConfig(Strict):

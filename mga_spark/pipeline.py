@@ -6,6 +6,15 @@ parsed, and each rewrite's judge request as soon as the rewrite is cleaned. At m
 queue stays full. Every (document, chunk, pair) ends as exactly one variant or one reject:
 input rejects cover a whole document (chunk_index and pair_index null), GA rejects a whole chunk
 (pair_index null), and later rejects one pair.
+
+Pairs: a chunk has `ga.num_pairs` slots, numbered from `history.offset` (append mode). Supplied
+pairs (`ga.pairs`, then the document's `input.pairs_column`) fill the first slots and the GA
+request asks the model for the rest only, showing it the pairs to avoid; with no slot left, no GA
+request is sent. When supplied slots exist, a failed GA answer rejects only the generated slots.
+
+Near-duplicate variants: a chunk's accepted variants are held until its last slot closes, then
+compared in pair-index order (`siblings.resolve`), so the outcome does not depend on which
+request finished first.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from mga_spark import chunking, cleaning, language
+from mga_spark import chunking, cleaning, language, pairs, siblings
 from mga_spark.config import Config
 from mga_spark.engine import Completion, Engine, Request
 from mga_spark.io import INPUT_DETAIL, INPUT_PROBLEM
@@ -30,7 +39,7 @@ from mga_spark.parsing import (
     parse_judge,
 )
 from mga_spark.prompts import Prompts
-from mga_spark.schema import Document, Reason, RejectRow, Stage, VariantRow
+from mga_spark.schema import Document, PairSource, Reason, RejectRow, Stage, VariantRow
 
 Row = VariantRow | RejectRow
 RAW_KEEP = 2000  # characters of model output kept on a reject row, for debugging
@@ -43,7 +52,13 @@ class Chunk:
     text: str
     language: str
     tokens: int
+    offset: int = 0  # pair index of slot 0
     open_pairs: int = 0
+    supplied: int = 0  # slots filled by supplied pairs; the model proposes the rest
+    sources: dict[int, PairSource] = field(default_factory=dict)  # pair index -> source
+    avoid: list[GAPair] = field(default_factory=list)  # pairs the GA request must not repeat
+    taken: dict[pairs.Key, str] = field(default_factory=dict)  # their keys -> where used
+    held: list[VariantRow] = field(default_factory=list)  # accepted, awaiting the sibling check
 
 
 @dataclass(frozen=True)
@@ -68,10 +83,12 @@ class Stats:
 
 
 class Pipeline:
-    def __init__(self, cfg: Config, engine: Engine, prompts: Prompts) -> None:
+    def __init__(self, cfg: Config, engine: Engine, prompts: Prompts,
+                 history: pairs.History | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
         self.prompts = prompts
+        self.history = history or pairs.History()
         self.stats = Stats()
         self._pending: dict[str, Pending] = {}
         self._open_docs: dict[str, int] = {}  # source id -> open chunks
@@ -118,6 +135,10 @@ class Pipeline:
             self._reject(doc.id, None, None, Stage.INPUT, reason, detail)
             return
         self._seen.add(doc.id)
+        column = pairs.read_column(doc.pairs)
+        if isinstance(column, Failure):
+            self._reject(doc.id, None, None, Stage.INPUT, column.reason, column.detail)
+            return
         text = doc.text or ""
         lang = self._language(text)
         if lang not in self.prompts.languages:
@@ -135,9 +156,14 @@ class Pipeline:
         self.chunk_counts[doc.id] = len(pieces)
         self.stats.add("chunks", len(pieces))
         self.stats.add("pair_slots", len(pieces) * self.cfg.ga.num_pairs)
+        supplied, unused = pairs.supplied(self.cfg.ga, column)
+        self.stats.add("supplied_pairs_unused", unused)
+        tokens = [self.engine.count_tokens(piece) for piece in pieces]
+        self.stats.add("input_tokens", sum(tokens))  # of the documents that reach the GA stage
         for i, piece in enumerate(pieces):
-            chunk = Chunk(doc, i, piece, lang, self.engine.count_tokens(piece))
-            self._submit_ga(chunk)
+            chunk = Chunk(doc, i, piece, lang, tokens[i], offset=self.history.offset,
+                          open_pairs=self.cfg.ga.num_pairs)
+            self._start(chunk, supplied)
 
     def _check_input(self, doc: Document) -> tuple[Reason, str] | None:
         if doc.extra.get(INPUT_PROBLEM) == "invalid_utf8":
@@ -168,10 +194,30 @@ class Pipeline:
         self._pending[rid] = pending
         self.engine.submit(Request(rid, messages, seed=seed, **params))  # type: ignore[arg-type]
 
+    def _start(self, chunk: Chunk, supplied: list[pairs.Slot]) -> None:
+        """Seat the supplied pairs in the first slots, then ask the model for the rest."""
+        for old in self.history.for_chunk(chunk.doc.id, chunk.index):
+            chunk.taken.setdefault(pairs.key_of(old), "a pair of the previous run")
+            chunk.avoid.append(old)
+        chunk.supplied = len(supplied)
+        checked = pairs.check_repeats([s.pair for s in supplied], chunk.taken, 1)
+        for slot, (pair, spec) in enumerate(zip(checked, supplied, strict=True)):
+            index = chunk.offset + slot
+            if isinstance(pair, Failure):
+                self._reject_pair(chunk, index, Stage.GA, pair.reason, pair.detail, None)
+                continue
+            self.stats.add(f"pairs_{spec.source.value}")
+            chunk.sources[index] = spec.source
+            chunk.avoid.append(pair)
+            self._submit_rewrite(chunk, index, pair)
+        if chunk.supplied < self.cfg.ga.num_pairs:
+            self._submit_ga(chunk)
+
     def _submit_ga(self, chunk: Chunk) -> None:
         ga = self.cfg.ga
-        messages = self.prompts.ga_messages(chunk.text, chunk.language, ga.num_pairs)
-        schema = (ga_json_schema(ga.num_pairs, ga.max_title_chars, ga.max_description_chars)
+        wanted = ga.num_pairs - chunk.supplied
+        messages = self.prompts.ga_messages(chunk.text, chunk.language, wanted, chunk.avoid)
+        schema = (ga_json_schema(wanted, ga.max_title_chars, ga.max_description_chars)
                   if ga.structured_output else None)
         self._send(
             Pending(Stage.GA, chunk),
@@ -233,16 +279,20 @@ class Pipeline:
             self._fail(p, Reason.GA_TRUNCATED, f"GA answer hit max_tokens={self.cfg.ga.max_tokens}",
                        c.text)
             return
-        result = parse_ga(c.text, self.cfg.ga.num_pairs)
+        chunk = p.chunk
+        result = parse_ga(c.text, self.cfg.ga.num_pairs - chunk.supplied)
         if result.failure is not None:
             self._fail(p, result.failure.reason, result.failure.detail, c.text)
             return
-        p.chunk.open_pairs = len(result.pairs)
-        for i, slot in enumerate(result.pairs):
+        first = chunk.offset + chunk.supplied
+        checked = pairs.check_repeats(result.pairs, chunk.taken, chunk.supplied + 1)
+        for i, slot in enumerate(checked, first):
             if isinstance(slot, Failure):
-                self._reject_pair(p.chunk, i, Stage.GA, slot.reason, slot.detail, c.text)
+                self._reject_pair(chunk, i, Stage.GA, slot.reason, slot.detail, c.text)
             else:
-                self._submit_rewrite(p.chunk, i, slot)
+                self.stats.add("pairs_generated")
+                chunk.sources[i] = PairSource.GENERATED
+                self._submit_rewrite(chunk, i, slot)
 
     def _on_rewrite(self, p: Pending, c: Completion) -> None:
         assert p.pair_index is not None
@@ -289,8 +339,7 @@ class Pipeline:
     def _accept(self, p: Pending, verdict: Verdict | None) -> None:
         assert p.pair is not None and p.rewrite is not None and p.pair_index is not None
         chunk = p.chunk
-        self.stats.add("accepted")
-        self._out.append(
+        chunk.held.append(
             VariantRow(
                 id=f"{chunk.doc.id}/{chunk.index}/{p.pair_index}",
                 source_id=chunk.doc.id,
@@ -313,13 +362,35 @@ class Pipeline:
                 finish_reason=p.finish_reason,
                 keyword_coverage=p.coverage,
                 novelty=p.novelty,
+                pair_source=chunk.sources[p.pair_index].value,
                 extra=chunk.doc.extra,
             )
         )
         self._close_pair(chunk)
 
+    def _release(self, chunk: Chunk) -> None:
+        """Emit the chunk's held variants, rejecting near duplicates of lower pair indices."""
+        held, chunk.held = chunk.held, []
+        threshold = self.cfg.clean.max_sibling_similarity
+        decisions = siblings.resolve([v.text for v in held], [v.pair_index for v in held],
+                                     threshold)
+        for row, d in zip(held, decisions, strict=True):
+            if d.keep:
+                row.max_sibling_similarity = d.similarity
+                self.stats.add("accepted")
+                self.stats.add("variant_tokens", row.output_tokens)
+                self.stats.add(f"language.{row.language}")
+                self._out.append(row)
+                continue
+            assert d.duplicate_of is not None and d.similarity is not None
+            twin = held[d.duplicate_of].pair_index
+            detail = f"word-shingle Jaccard {d.similarity:.2f} >= {threshold} with pair {twin}"
+            self._reject(chunk.doc.id, chunk.index, row.pair_index, Stage.CLEAN,
+                         Reason.NEAR_DUPLICATE_VARIANT, detail, row.text)
+
     def _emit_original(self, doc: Document, text: str, lang: str) -> None:
         self.stats.add("originals")
+        self.stats.add(f"language.{lang}")
         tokens = self.engine.count_tokens(text)
         self._out.append(
             VariantRow(
@@ -333,10 +404,16 @@ class Pipeline:
         )
 
     def _fail(self, p: Pending, reason: Reason, detail: str, raw: str | None) -> None:
-        """Reject the pending request's slot: the whole chunk for GA, one pair otherwise."""
-        if p.stage is Stage.GA:
-            self._reject(p.chunk.doc.id, p.chunk.index, None, Stage.GA, reason, detail, raw)
-            self._close_chunk(p.chunk)
+        """Reject the pending request's slot: the whole chunk for GA (only the generated slots
+        when some were supplied), one pair otherwise."""
+        chunk = p.chunk
+        if p.stage is Stage.GA and chunk.supplied:
+            first = chunk.offset + chunk.supplied
+            for i in range(first, chunk.offset + self.cfg.ga.num_pairs):
+                self._reject_pair(chunk, i, Stage.GA, reason, detail, raw)
+        elif p.stage is Stage.GA:
+            self._reject(chunk.doc.id, chunk.index, None, Stage.GA, reason, detail, raw)
+            self._close_chunk(chunk)
         else:
             assert p.pair_index is not None
             self._reject_pair(p.chunk, p.pair_index, p.stage, reason, detail, raw)
@@ -361,6 +438,7 @@ class Pipeline:
             self._close_chunk(chunk)
 
     def _close_chunk(self, chunk: Chunk) -> None:
+        self._release(chunk)
         left = self._open_docs[chunk.doc.id] - 1
         if left:
             self._open_docs[chunk.doc.id] = left

@@ -141,6 +141,8 @@ def check_schema(schema: pa.Schema, cfg: InputConfig) -> str | None:
     missing = [c for c in cfg.carry_columns if c not in names]
     if missing:
         return f"carry columns {missing} not found; columns are {names}"
+    if cfg.pairs_column is not None and cfg.pairs_column not in names:
+        return f"pairs column {cfg.pairs_column!r} not found; columns are {names}"
     return None
 
 

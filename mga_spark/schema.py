@@ -24,6 +24,7 @@ class Reason(str, Enum):
     UNSUPPORTED_LANGUAGE = "unsupported_language"
     DUPLICATE_ID = "duplicate_id"
     TOO_LONG = "too_long"
+    INVALID_PAIRS = "invalid_pairs"  # the document's input.pairs_column value is unreadable
     # ga
     GA_NOT_JSON = "ga_not_json"
     GA_INVALID = "ga_invalid"
@@ -52,6 +53,14 @@ class Reason(str, Enum):
     ENGINE_ERROR = "engine_error"
 
 
+class PairSource(str, Enum):
+    """Where a variant's genre-audience pair came from."""
+
+    GENERATED = "generated"  # proposed by the model (GA stage)
+    CONFIG = "config"  # ga.pairs
+    INPUT = "input"  # the document's input.pairs_column
+
+
 @dataclass(frozen=True)
 class Document:
     """One input document as the pipeline sees it. `text` may be None: that is a reject."""
@@ -59,6 +68,7 @@ class Document:
     id: str
     text: str | None
     extra: dict = field(default_factory=dict)  # carried-through input columns
+    pairs: object = None  # the input.pairs_column value: a list of pairs, JSON text, or None
 
 
 @dataclass
@@ -84,6 +94,8 @@ class VariantRow:
     finish_reason: str | None
     keyword_coverage: float | None
     novelty: float | None
+    max_sibling_similarity: float | None = None
+    pair_source: str | None = None  # "generated" | "config" | "input"; None for an original
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -130,6 +142,8 @@ DATA_SCHEMA = pa.schema(
         pa.field("finish_reason", pa.string()),
         pa.field("keyword_coverage", pa.float32()),
         pa.field("novelty", pa.float32()),
+        pa.field("max_sibling_similarity", pa.float32()),
+        pa.field("pair_source", pa.string()),
     ]
 )
 

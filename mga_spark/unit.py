@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from mga_spark import io
+from mga_spark import append, io
 from mga_spark.config import Config
 from mga_spark.engine import Engine
 from mga_spark.pipeline import Pipeline
@@ -47,7 +47,8 @@ def process_unit(
     """Run one unit and commit its output. Returns the committed manifest."""
     started = time.time()
     prompts = prompts or load_prompts()
-    pipeline = Pipeline(cfg, engine, prompts)
+    history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
+    pipeline = Pipeline(cfg, engine, prompts, history)
     writer = io.UnitWriter(
         output,
         unit,
@@ -67,6 +68,7 @@ def process_unit(
         "model": engine.model_name,
         "counts": counts,
         "chunks": pipeline.chunk_counts,
+        "pair_offset": history.offset,
         "engine": {k: after.get(k, 0) - before.get(k, 0) for k in after},
         "started_at": started,
         "seconds": round(seconds, 3),

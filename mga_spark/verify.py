@@ -9,8 +9,10 @@ Accounting per input document (ids repeated in the input are counted per occurre
   - otherwise (at most one occurrence of an id) it has n chunks, n = manifest["chunks"][id] (the
     job writes Pipeline.chunk_counts: every document that passed the input checks; a missing
     entry means 1), and each chunk has either exactly one chunk-level reject (pair_index null,
-    from GA) or, for each pair index 0..num_pairs-1, exactly one reformulation row or pair-level
-    reject; plus exactly one "original" row when output.include_original is on, none otherwise.
+    from GA) or, for each pair index offset..offset+num_pairs-1, exactly one reformulation row or
+    pair-level reject (offset: the manifest's "pair_offset", 0 unless the run appended to an
+    earlier output); plus exactly one "original" row when output.include_original is on, none
+    otherwise.
 No variant id repeats across the output, and no row names a document outside its unit's input.
 """
 
@@ -117,9 +119,9 @@ def _group(data: dict[str, list], rejects: dict[str, list], r: UnitReport) -> di
     return docs
 
 
-def _check_chunks(doc_id: str, d: DocRows, n: int, pairs: int, r: UnitReport) -> int:
+def _check_chunks(doc_id: str, d: DocRows, n: int, slots: range, r: UnitReport) -> int:
     """Problems with one processed document's chunks; returns the pair slots accounted for."""
-    accounted = 0
+    accounted, pairs = 0, len(slots)
     for c in range(n):
         if d.chunk_rejects[c] > 1:
             r.problems.append(f"document {doc_id!r} chunk {c} has {d.chunk_rejects[c]} GA rejects")
@@ -131,21 +133,23 @@ def _check_chunks(doc_id: str, d: DocRows, n: int, pairs: int, r: UnitReport) ->
             else:
                 accounted += pairs
             continue
-        for p in range(pairs):
+        for p in slots:
             rows = d.slots[(c, p)]
             accounted += rows == 1
             if rows != 1:
                 what = "no row (missing pair)" if rows == 0 else f"{rows} rows"
                 r.problems.append(f"document {doc_id!r} chunk {c} pair {p} has {what}")
-    stray = sorted({k for k in d.slots if not (0 <= k[0] < n and 0 <= k[1] < pairs)}
+    stray = sorted({k for k in d.slots if not (0 <= k[0] < n and k[1] in slots)}
                    | {(c, None) for c in d.chunk_rejects if not 0 <= c < n}, key=str)
     if stray:
         r.problems.append(f"document {doc_id!r} has rows for (chunk, pair) {stray} outside "
-                          f"{n} chunk(s) x {pairs} pairs")
+                          f"{n} chunk(s) x {pairs} pairs"
+                          + (f" from pair {slots.start}" if slots.start else ""))
     return accounted
 
 
-def _check_doc(doc_id: str, k: int, d: DocRows, chunks: dict, s: Settings, r: UnitReport) -> None:
+def _check_doc(doc_id: str, k: int, d: DocRows, chunks: dict, s: Settings, r: UnitReport,
+               offset: int = 0) -> None:
     processed = k - d.input_rejects
     if processed not in (0, 1):
         r.problems.append(f"document {doc_id!r}: {k} input row(s) but {d.input_rejects} input "
@@ -158,7 +162,8 @@ def _check_doc(doc_id: str, k: int, d: DocRows, chunks: dict, s: Settings, r: Un
         return
     n = int(chunks.get(doc_id, 1))
     r.counts["expected_slots"] += n * s.num_pairs
-    r.counts["accounted_slots"] += _check_chunks(doc_id, d, n, s.num_pairs, r)
+    slots = range(offset, offset + s.num_pairs)
+    r.counts["accounted_slots"] += _check_chunks(doc_id, d, n, slots, r)
     want = 1 if s.include_original else 0
     if d.originals != want:
         r.problems.append(f"document {doc_id!r} has {d.originals} original rows, expected {want}")
@@ -177,8 +182,9 @@ def check_unit(output: str, unit: Unit, s: Settings) -> UnitReport:
     docs = _group(data, rejects, r)
     ids = Counter(io.read_unit_ids(unit, s.input))
     chunks = manifest.get("chunks") or {}
+    offset = int(manifest.get("pair_offset") or 0)
     for doc_id, k in ids.items():
-        _check_doc(doc_id, k, docs.pop(doc_id, DocRows()), chunks, s, r)
+        _check_doc(doc_id, k, docs.pop(doc_id, DocRows()), chunks, s, r, offset)
     for doc_id in docs:
         r.problems.append(f"{where}: rows for document {doc_id!r}, which is not in its input")
     return r

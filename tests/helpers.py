@@ -49,11 +49,21 @@ def verdict_json(score: int = 4) -> str:
     return json.dumps({"analysis": "Keeps the main information points.", "score": score})
 
 
-def paraphrase(source: str) -> str:
-    """Every source word kept (high keyword coverage), no long verbatim run (not a copy)."""
+# English fillers that keep langdetect's verdict "en" on the sample texts
+FILLERS = ("indeed", "truly", "really", "clearly", "surely", "plainly", "simply", "mostly",
+           "largely", "fully", "rightly", "certainly", "still", "also", "often", "again",
+           "always", "usually", "nearly")
+
+
+def paraphrase(source: str, variant: int = 0) -> str:
+    """Every source word kept (high keyword coverage), no long verbatim run (not a copy).
+
+    Each `variant` uses its own filler, so the variants of one document share no shingles."""
     if " " not in source.strip():  # Chinese: a filler every 4 characters breaks long n-grams
-        return "嗯".join(source[i:i + 4] for i in range(0, len(source), 4))
-    return " ".join(f"{w} indeed" for w in source.split())
+        filler = "嗯" if variant == 0 else chr(0x4E00 + 7 * variant)
+        return filler.join(source[i:i + 4] for i in range(0, len(source), 4))
+    filler = FILLERS[variant % len(FILLERS)]
+    return " ".join(f"{w} {filler}" for w in source.split())
 
 
 def stage_of(req: Request) -> tuple[str, str, int, int | None]:
@@ -82,7 +92,7 @@ def scripted(script: Script | None = None) -> Callable[[Request], object]:
         if stage == "ga":
             return pairs_json()
         if stage == "rewrite":
-            return paraphrase(source_of(req))
+            return paraphrase(source_of(req), pair or 0)
         return verdict_json()
 
     return respond

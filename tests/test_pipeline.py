@@ -54,7 +54,7 @@ def test_all_stages_succeed_gives_five_variants_per_document():
     )
     v = next(v for v in variants if v.id == "a/0/3")
     assert (v.genre, v.audience, v.judge_score) == ("Genre 3", "Audience 3", 4)
-    assert v.text == paraphrase(EN_TEXT)
+    assert v.text == paraphrase(EN_TEXT, 3)
     assert v.prompt_version == load_prompts().version and v.mode == "base"
     assert v.language == "en" and next(x for x in variants if x.source_id == "b").language == "zh"
     stages = Counter(stage_of(r)[0] for r in engine.sent)
@@ -148,10 +148,11 @@ def test_originals_are_extra_rows_not_slots():
 def test_boilerplate_is_stripped_before_judging():
     def script(stage, source, chunk, pair, req):
         if stage == "rewrite":
-            return "Here is the rewritten text:\n\n" + paraphrase(source_of(req))
+            return "Here is the rewritten text:\n\n" + paraphrase(source_of(req), pair)
 
     variants, _, engine, _ = run([doc("a")], script)
-    assert all(v.text == paraphrase(EN_TEXT) for v in variants)
+    assert len(variants) == 5
+    assert all(v.text == paraphrase(EN_TEXT, v.pair_index) for v in variants)
     judged = [r for r in engine.sent if stage_of(r)[0] == "judge"]
     assert all("Here is the rewritten" not in r.messages[-1]["content"] for r in judged)
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ _PLACEHOLDERS: dict[str, tuple[set[str], set[str]]] = {
     "system": (set(), set()),
     "document": ({"document"}, {"document"}),
     "ga": ({"num_pairs"}, {"num_pairs"}),
+    "ga_avoid": ({"pairs"}, {"pairs"}),
     "rewrite": (_PAIR_FIELDS | {"language_name"}, _PAIR_FIELDS | {"language_name"}),
     "judge": ({"rewrite"}, _PAIR_FIELDS | {"rewrite"}),
 }
@@ -56,6 +58,7 @@ class PromptSet:
     system: str
     document: str
     ga: str
+    ga_avoid: str  # appended to the GA task when pairs were already used for the document
     rewrite: dict[str, str]  # mode -> template
     judge: str
     language_names: dict[str, str]  # language code -> its name, written in this language
@@ -67,9 +70,21 @@ class Prompts:
     languages: tuple[str, ...]  # languages with a prompt set, e.g. ("en", "zh")
     sets: dict[str, PromptSet] = field(repr=False, compare=False)
 
-    def ga_messages(self, document: str, language: str, num_pairs: int) -> list[dict]:
+    def ga_messages(
+        self, document: str, language: str, num_pairs: int, avoid: Sequence[GAPair] = ()
+    ) -> list[dict]:
+        """The GA request; `avoid` (pairs already used for this document) goes after the task,
+        so the system message and document stay a shared prefix."""
         p = self._set(language)
-        return _messages(p, document, p.ga.format(num_pairs=num_pairs))
+        task = p.ga.format(num_pairs=num_pairs)
+        if avoid:
+            lines = "\n".join(
+                json.dumps({"genre": pair.genre.title.strip(),
+                            "audience": pair.audience.title.strip()}, ensure_ascii=False)
+                for pair in avoid
+            )
+            task += "\n\n" + p.ga_avoid.format(pairs=lines)
+        return _messages(p, document, task)
 
     def rewrite_messages(
         self, document: str, pair: GAPair, language: str, mode: str, output_language: str
@@ -163,7 +178,7 @@ def _validate(path: str, data: dict, languages: tuple[str, ...]) -> PromptSet:
     if not isinstance(rewrite, dict):
         raise PromptError(f"{path}: key 'rewrite' is missing or not a mapping of modes")
     templates = {key: _template(path, key, data.get(key)) for key in ("system", "document")}
-    templates |= {key: _template(path, key, data.get(key)) for key in ("ga", "judge")}
+    templates |= {key: _template(path, key, data.get(key)) for key in ("ga", "ga_avoid", "judge")}
     modes = {m: _template(path, f"rewrite.{m}", rewrite.get(m)) for m in MODES}
     extra = set(rewrite) - set(MODES)
     if extra:
@@ -172,6 +187,7 @@ def _validate(path: str, data: dict, languages: tuple[str, ...]) -> PromptSet:
         system=templates["system"].format(),  # no placeholders; unescapes {{ }}
         document=templates["document"],
         ga=templates["ga"],
+        ga_avoid=templates["ga_avoid"],
         rewrite=modes,
         judge=templates["judge"],
         language_names={k: str(v) for k, v in names.items()},

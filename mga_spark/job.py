@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mga_spark import io, runinfo
+from mga_spark import append, card, io, runinfo
 from mga_spark.config import Config
 from mga_spark.plan import Plan, Unit, make_plan
 from mga_spark.progress import ProgressView
@@ -127,6 +127,7 @@ def _counter_accumulator(sc):
 def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bool = True
             ) -> JobResult:
     plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
+    append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
     runinfo.claim_output(cfg)
     done = io.committed_units(cfg.output.path)
     todo = [u for u in plan.units if u.id not in done]
@@ -143,6 +144,7 @@ def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bo
     stats.update(planned_units=len(plan.units), failed_units=failed,
                  bad_files=[vars(b) for b in plan.bad_files])
     io.write_json(cfg.output.path, runinfo.STATS_FILE, stats)
+    card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
     return JobResult(len(plan.units), skipped, len(todo), failed, stats)
 
 

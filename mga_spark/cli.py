@@ -1,4 +1,4 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, make-tiny-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, make-tiny-model."""
 
 from __future__ import annotations
 
@@ -140,6 +140,20 @@ def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     for problem in result.problems:
         typer.echo(f"problem: {problem}", err=True)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
+    """Write OUTPUT/report/: index.html (plots and tables, opens offline) and the plots as PNG
+    files; refresh the dataset card OUTPUT/README.md. Prints the page's path."""
+    from mga_spark.report import NoOutput, build
+
+    _setup_logging()
+    try:
+        result = build(output)
+    except NoOutput as e:
+        _fail(str(e))
+    typer.echo(result.html)
 
 
 @app.command("make-tiny-model")

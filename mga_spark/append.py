@@ -65,10 +65,14 @@ def check(cfg: Config, plan: Plan) -> None:
                               f"uses {cfg.chunking.max_tokens}: chunks would not line up")
         missing = sorted(planned - io.committed_units(uri))
         if missing:
+            paths = _setting(record, "input", "paths", [])
+            hint = ("finish it by running its command again" if paths == cfg.input.paths else
+                    f"it read input.paths={paths}, this run reads {cfg.input.paths}: units are "
+                    "named by file URI, so give the same input paths")
             raise AppendError(
                 f"{uri} has no committed output for {len(missing)} of this run's {len(planned)} "
                 f"units (e.g. {missing[0]}): append needs a finished earlier run over the same "
-                "input with the same job.unit_docs (finish it by running its command again)")
+                f"input with the same job.unit_docs; {hint}")
 
 
 def _pairs_of(uri: str, unit: Unit, used: dict[tuple[str, int], list[GAPair]]) -> None:

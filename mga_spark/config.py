@@ -51,12 +51,18 @@ class InputConfig(Strict):
 
 class OutputConfig(Strict):
     path: str = ""
-    include_original: bool = False
+    include_original: bool = False  # never in append mode: the earlier output has them
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     # overwrite: pairs from scratch. append: grow `previous` (an earlier run's output over the same
     # input) with new pairs only; indices continue after the previous run's, old pairs are avoided.
     mode: Literal["overwrite", "append"] = "overwrite"
     previous: str | None = None
+
+    @property
+    def writes_originals(self) -> bool:
+        """Originals go to data/ when asked for, except in append mode (the earlier output has
+        them)."""
+        return self.include_original and self.mode == "overwrite"
 
     @model_validator(mode="after")
     def _previous_for_append(self) -> OutputConfig:

@@ -150,7 +150,7 @@ class Pipeline:
         if not pieces:
             self._reject(doc.id, None, None, Stage.INPUT, Reason.EMPTY_TEXT, "no text to chunk")
             return
-        if self.cfg.output.include_original:
+        if self.cfg.output.writes_originals:
             self._emit_original(doc, text, lang)
         self._open_docs[doc.id] = len(pieces)
         self.chunk_counts[doc.id] = len(pieces)

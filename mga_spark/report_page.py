@@ -22,7 +22,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Droid
 WIDE, TALL = (8, 3.6), (8, 5)
 DPI = 80
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 16px;max-width:1100px;color:#222}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 16px;max-width:1100px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 .meta{color:#555}.grid{display:flex;gap:20px;flex-wrap:wrap;align-items:flex-start}
 img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;font-size:13px}

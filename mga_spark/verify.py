@@ -11,8 +11,8 @@ Accounting per input document (ids repeated in the input are counted per occurre
     entry means 1), and each chunk has either exactly one chunk-level reject (pair_index null,
     from GA) or, for each pair index offset..offset+num_pairs-1, exactly one reformulation row or
     pair-level reject (offset: the manifest's "pair_offset", 0 unless the run appended to an
-    earlier output); plus exactly one "original" row when output.include_original is on, none
-    otherwise.
+    earlier output); plus exactly one "original" row when output.include_original is on (and
+    output.mode is not append), none otherwise.
 No variant id repeats across the output, and no row names a document outside its unit's input.
 """
 
@@ -75,7 +75,8 @@ def settings(record: dict) -> Settings:
     return Settings(
         input=InputConfig.model_validate(config.get("input") or {}),
         num_pairs=int(config.get("ga", {}).get("num_pairs", GAConfig().num_pairs)),
-        include_original=bool(config.get("output", {}).get("include_original", False)),
+        include_original=bool(config.get("output", {}).get("include_original", False))
+        and config.get("output", {}).get("mode", "overwrite") == "overwrite",
         unit_docs=int(config.get("job", {}).get("unit_docs", JobConfig().unit_docs)),
     )
 

@@ -205,14 +205,18 @@ def rows(out: Path, name: str) -> list[dict]:
 
 def test_append_proposes_new_pairs_after_the_old_indices(tmp_path: Path):
     inp = corpus(tmp_path)
-    first = run_local(job_config(inp, tmp_path / "r1"), scripted(proposing("R1 ")))
+    originals = {"include_original": True}
+    first = run_local(job_config(inp, tmp_path / "r1", output=originals),
+                      scripted(proposing("R1 ")))
+    assert sum(r["kind"] == "original" for r in rows(first, "data")) == 3
     prompts: list[str] = []
-    cfg2 = job_config(inp, tmp_path / "r2", output={"mode": "append", "previous": str(first)})
+    cfg2 = job_config(inp, tmp_path / "r2",
+                      output={"mode": "append", "previous": str(first), **originals})
     second = run_local(cfg2, scripted(proposing("R2 ", ("r1 genre 3", "R1 AUDIENCE 3"), prompts)))
     assert all('{"genre": "R1 Genre 4", "audience": "R1 Audience 4"}' in p for p in prompts)
     assert all(p.index("</document>") < p.index("R1 Genre 0") for p in prompts)
     data = rows(second, "data")
-    assert {r["pair_index"] for r in data} == {5, 7, 8, 9}
+    assert {r["pair_index"] for r in data} == {5, 7, 8, 9}  # new variants only: no originals
     assert all(r["genre"].startswith("R2 ") for r in data)
     rejects = rows(second, "rejects")
     assert {(r["pair_index"], r["reason"]) for r in rejects} == {(6, "ga_duplicate_pair")}

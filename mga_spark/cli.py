@@ -57,6 +57,9 @@ def build_config(config: Path, inputs: list[str] | None, output: str | None,
     model = cfg.model.engine_args["model"]
     if Path(model).exists():
         cfg.model.engine_args["model"] = str(Path(model).resolve())
+    previous = cfg.output.previous
+    if previous and "://" not in previous and Path(previous).exists():
+        cfg.output.previous = str(Path(previous).resolve())  # as the executors will see it
     return cfg
 
 

@@ -260,3 +260,13 @@ def test_overwrite_mode_ignores_earlier_outputs(tmp_path: Path):
     counts = Counter(r["pair_index"] for r in rows(out, "data"))
     assert sorted(counts) == [0, 1, 2, 3, 4]
     assert {m["pair_offset"] for m in io.read_manifests(str(out))} == {0}
+
+
+def test_a_local_previous_output_is_made_absolute(tmp_path: Path, monkeypatch):
+    from mga_spark.cli import build_config
+
+    (tmp_path / "run-1").mkdir()
+    monkeypatch.chdir(tmp_path)
+    demo = Path(__file__).resolve().parents[1] / "conf" / "demo.yaml"
+    cfg = build_config(demo, ["in"], "run-2", ["output.mode=append", "output.previous=run-1"])
+    assert cfg.output.previous == str(tmp_path / "run-1")

@@ -182,9 +182,19 @@ def write_bytes(fs: AbstractFileSystem, path: str, data: bytes, retries: int = 3
             time.sleep(delay)
 
 
+def _utf8(value: object) -> object:
+    """A string that UTF-8 can encode: lone surrogates (possible in model text) escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def _column(values: list, f: pa.Field) -> pa.Array:
     try:
-        arr = pa.array(values, type=f.type)
+        try:
+            arr = pa.array(values, type=f.type)
+        except UnicodeEncodeError:
+            arr = pa.array([_utf8(v) for v in values], type=f.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         try:
             arr = pa.array(values).cast(f.type)

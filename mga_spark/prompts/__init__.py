@@ -17,6 +17,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -120,8 +121,10 @@ def load_prompts(directory: Path | None = None) -> Prompts:
 
     Files are re-read on each call (they are small); parsing and validation are cached by content.
     """
-    root = Path(directory) if directory is not None else PROMPTS_DIR
-    files = tuple(sorted((p.name, p.read_bytes()) for p in root.glob("*.yaml")))
+    # importlib.resources also reads the package from a zip (spark-submit --py-files)
+    root = Path(directory) if directory is not None else resources.files(__package__)
+    files = tuple(sorted((p.name, p.read_bytes()) for p in root.iterdir()
+                         if p.name.endswith(".yaml")))
     if not files:
         raise PromptError(f"{root}: no prompt files (*.yaml)")
     return _build(str(root), files)

@@ -1,0 +1,300 @@
+"""Faults: the test-only hook (mga_spark/faults.py) on its own, then the real job under it.
+
+The first tests run units in this process on the fake engine. The `spark`+`vllm` tests run
+`mga-spark run` twice as a subprocess on a corpus of 5 units: once with faults injected into the
+Python workers through MGA_SPARK_TEST_FAULTS, once without, to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mga_spark import faults, io, runinfo
+from mga_spark.config import Config
+from mga_spark.demo import sample_records
+from mga_spark.engine import FakeEngine
+from mga_spark.plan import Unit, make_plan
+from mga_spark.unit import process_unit
+from mga_spark.verify import verify
+from tests.fake_job import with_rewrites, write
+from tests.helpers import EN_TEXT, make_config, scripted
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+class WorkerDied(BaseException):
+    """Stands in for os._exit in this process."""
+
+
+@pytest.fixture
+def two_units(tmp_path: Path) -> tuple[Config, list[Unit]]:
+    texts = [f"Lesson {i}. {EN_TEXT}" for i in range(4)]
+    write(tmp_path / "in" / "a.parquet", pa.table({"id": list("abcd"), "text": texts}),
+          row_group_size=2)
+    cfg = make_config(input={"paths": [str(tmp_path / "in")], "id_column": "id"},
+                      output={"path": str(tmp_path / "out")}, job={"unit_docs": 2})
+    runinfo.claim_output(cfg)
+    return cfg, make_plan(cfg.input, cfg.job.unit_docs).units
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(io.time, "sleep", slept.append)
+    return slept
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, unit: Unit, **fault: object) -> None:
+    monkeypatch.setattr(io, "_fault_hook", None)  # faults.arm sets it; undone after the test
+    monkeypatch.setenv(faults.ENV, faults.spec([{"unit": unit.id, **fault}]))
+
+
+def armed(unit: Unit, attempt: int = 0):
+    """The engine job._run_units would run `unit` with on this attempt."""
+    return faults.arm(FakeEngine(scripted(with_rewrites(None))), unit.id, attempt)
+
+
+def field_names(model: type) -> set[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+            names |= field_names(info.annotation)
+    return names
+
+
+def output_files(cfg: Config) -> list[str]:
+    root = Path(cfg.output.path)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# -- the hook ------------------------------------------------------------------------------
+
+
+def test_without_the_variable_the_hook_changes_nothing(monkeypatch) -> None:
+    monkeypatch.delenv(faults.ENV, raising=False)
+    marker = object()
+    monkeypatch.setattr(io, "_fault_hook", marker)
+    engine = FakeEngine(scripted())
+    assert faults.arm(engine, "any-unit", 0) is engine
+    assert io._fault_hook is marker
+
+
+def test_no_configuration_key_can_turn_faults_on() -> None:
+    names = field_names(Config)
+    assert {"input", "text_column", "job", "write_retries"} <= names
+    assert not [n for n in names if "fault" in n or "test" in n]
+    assert faults.ENV == "MGA_SPARK_TEST_FAULTS"
+
+
+def test_a_bad_spec_is_named(monkeypatch) -> None:
+    monkeypatch.setenv(faults.ENV, '{"faults": [{"kind": "meteor", "unit": "u"}]}')
+    with pytest.raises(ValueError, match="MGA_SPARK_TEST_FAULTS: bad fault spec.*meteor"):
+        faults.arm(FakeEngine(scripted()), "u", 0)
+
+
+def test_engine_raise_fires_on_the_listed_attempts_only(two_units, monkeypatch, capsys) -> None:
+    cfg, (first, second) = two_units
+    inject(monkeypatch, first, kind="engine_raise", attempts=[0], message="CUDA out of memory")
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        process_unit(cfg, first, armed(first, 0), cfg.output.path)
+    assert io.committed_units(cfg.output.path) == set()
+    for unit, attempt in ((second, 0), (first, 1)):  # another unit, a later attempt: no fault
+        process_unit(cfg, unit, armed(unit, attempt), cfg.output.path)
+    assert io.committed_units(cfg.output.path) == {first.id, second.id}
+    assert capsys.readouterr().err.count(faults.FIRED) == 1
+    assert verify(cfg.output.path).ok
+
+
+def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(two_units, monkeypatch
+                                                                         ) -> None:
+    cfg, (unit, _) = two_units
+
+    def exit_(code: int) -> None:
+        raise WorkerDied(code)
+
+    monkeypatch.setattr(faults.os, "_exit", exit_)
+    inject(monkeypatch, unit, kind="worker_exit_after_write", attempts=[0])
+    with pytest.raises(WorkerDied):
+        process_unit(cfg, unit, armed(unit, 0), cfg.output.path)
+    # complete data and rejects files (atomic puts), no temporary files, and no manifest
+    assert output_files(cfg) == ["_run.json", f"data/part-{unit.id}.parquet",
+                                 f"rejects/part-{unit.id}.parquet"]
+    assert io.committed_units(cfg.output.path) == set()
+    manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: same names
+    data = pq.read_table(Path(cfg.output.path) / manifest["files"]["data"])
+    assert data.num_rows == manifest["rows"]["data"] == 10
+    assert len(output_files(cfg)) == 4
+
+
+def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch, sleeps,
+                                                         capsys) -> None:
+    cfg, (unit, _) = two_units
+    inject(monkeypatch, unit, kind="write_error", times=2, message="503 Slow Down")
+    process_unit(cfg, unit, armed(unit), cfg.output.path)
+    assert sleeps == [io.BACKOFF_START, 2 * io.BACKOFF_START]
+    assert capsys.readouterr().err.count(faults.FIRED) == 2
+    assert io.committed_units(cfg.output.path) == {unit.id}
+
+
+def test_a_lasting_write_error_is_a_clear_failure(two_units, monkeypatch, sleeps) -> None:
+    cfg, (unit, _) = two_units
+    inject(monkeypatch, unit, kind="write_error", message="503 Slow Down")
+    with pytest.raises(OSError) as err:
+        process_unit(cfg, unit, armed(unit), cfg.output.path)
+    path = f"{cfg.output.path}/data/part-{unit.id}.parquet"
+    assert str(err.value) == f"writing {path} failed after 4 attempts: 503 Slow Down"
+    assert sleeps == [0.5, 1.0, 2.0]  # job.write_retries=3, backoff doubling from 0.5 s
+    assert output_files(cfg) == ["_run.json"]
+
+
+# -- the real job under faults -------------------------------------------------------------
+
+DEMO = ROOT / "conf" / "demo.yaml"
+ENGINE_CRASH = "injected engine crash: CUDA out of memory"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, list[Unit]]:
+    """10 sample documents in 5 units: a.parquet and b.parquet 2 units each, c.parquet 1."""
+    records = [r for r in sample_records() if r["lang"] in ("en", "zh")][:10]
+    directory = tmp_path_factory.mktemp("corpus")
+    for name, rows in (("a", records[:4]), ("b", records[4:8]), ("c", records[8:])):
+        write(directory / f"{name}.parquet", pa.table({
+            "id": [r["id"] for r in rows], "text": [r["text"] for r in rows],
+            "topic": [r["topic"] for r in rows]}), row_group_size=2)
+    cfg = make_config(input={"paths": [str(directory)], "id_column": "id"}, job={"unit_docs": 2})
+    units = make_plan(cfg.input, cfg.job.unit_docs).units
+    assert len(units) == 5
+    return directory, units
+
+
+def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | None
+            ) -> subprocess.CompletedProcess:
+    sets = [f"model.engine_args.model={tiny_model_dir}", "job.unit_docs=2", "job.max_failures=2",
+            "job.write_retries=2", "rewrite.max_tokens=96", "judge.max_tokens=96"]
+    argv = [BIN / "mga-spark", "run", "--config", DEMO, "--input", str(corpus), "--output",
+            str(output)] + [a for s in sets for a in ("--set", s)]
+    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    env["PYSPARK_PYTHON"] = sys.executable
+    if fault_spec is not None:
+        env[faults.ENV] = fault_spec
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+
+
+def snapshot(output: Path) -> dict:
+    files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
+    return {"files": files, "verify": verify(str(output)),
+            "committed": io.committed_units(str(output)),
+            "stats": json.loads((output / "stats.json").read_text()),
+            "mtimes": {f: (output / f).stat().st_mtime_ns for f in files}}
+
+
+@pytest.fixture(scope="module")
+def faulted(corpus, tiny_model_dir, tmp_path_factory) -> dict:
+    """One run with a fault in every unit, then the same command without faults."""
+    directory, units = corpus
+    u = [unit.id for unit in units]
+    spec = faults.spec([
+        {"kind": "engine_raise", "unit": u[0], "attempts": [0], "message": ENGINE_CRASH},
+        {"kind": "engine_raise", "unit": u[1], "message": ENGINE_CRASH},
+        {"kind": "worker_exit_after_write", "unit": u[2], "attempts": [0]},
+        {"kind": "write_error", "unit": u[3], "attempts": [0], "times": 2,
+         "message": "injected write error: 503 Slow Down"},
+        {"kind": "write_error", "unit": u[4], "message": "injected write error: disk full"},
+    ])
+    output = tmp_path_factory.mktemp("faulted") / "out"
+    first = mga_run(directory, output, tiny_model_dir, spec)
+    before = snapshot(output)
+    second = mga_run(directory, output, tiny_model_dir, None)
+    return {"units": units, "output": output, "first": first, "before": before,
+            "second": second, "after": snapshot(output)}
+
+
+def fired(stderr: str, kind: str, unit: Unit) -> list[str]:
+    """The attempt numbers on which the hook fired this fault for this unit, one per firing."""
+    prefix = f"{faults.FIRED}: {kind} unit={unit.id} attempt="
+    return [line[len(prefix):].split(":")[0] for line in stderr.splitlines()
+            if line.startswith(prefix)]
+
+
+@pytest.mark.spark
+@pytest.mark.vllm
+def test_a_unit_whose_engine_keeps_failing_is_named_and_the_others_finish(faulted) -> None:
+    units, run = faulted["units"], faulted["first"]
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert fired(run.stderr, "engine_raise", units[0]) == ["0"]  # retried, then committed
+    assert fired(run.stderr, "engine_raise", units[1]) == ["0", "1"]  # every attempt
+    bad = units[1]
+    assert (f"unit {bad.id} ({bad.file} rows 2-4) failed after 2 attempts: RuntimeError: "
+            f"{ENGINE_CRASH}") in run.stderr
+    assert "2 unit(s) failed; run the same command again to retry only the missing units." \
+        in run.stderr
+    before = faulted["before"]
+    assert before["committed"] == {units[i].id for i in (0, 2, 3)}
+    failed = {f["unit"]: f for f in before["stats"]["failed_units"]}
+    assert set(failed) == {units[1].id, units[4].id}
+    assert failed[bad.id]["error"] == f"RuntimeError: {ENGINE_CRASH}"
+    assert before["verify"].problems == [
+        f"unit {x.id} ({x.file}, rows {x.row_start}-{x.row_end}) has no manifest"
+        for x in (units[1], units[4])]
+
+
+@pytest.mark.spark
+@pytest.mark.vllm
+def test_a_worker_that_dies_mid_commit_is_retried_without_partial_output(faulted) -> None:
+    units, out, run = faulted["units"], faulted["output"], faulted["first"]
+    unit = units[2]
+    assert fired(run.stderr, "worker_exit_after_write", unit) == ["0"]
+    assert "Python worker exited unexpectedly (crashed)" in run.stderr
+    before = faulted["before"]
+    assert unit.id in before["committed"]
+    # only committed units have unit files, each complete; no temporary or stray files
+    expected = []
+    for unit_id in before["committed"]:
+        expected += [f"_manifest/{unit_id}.json", f"data/part-{unit_id}.parquet",
+                     f"rejects/part-{unit_id}.parquet"]
+    assert [f for f in before["files"] if "/" in f] == sorted(expected)
+    assert not [f for f in before["files"] if f.startswith(".") or "/." in f or ".tmp" in f]
+    manifest = json.loads((out / "_manifest" / f"{unit.id}.json").read_text())
+    assert pq.read_metadata(out / manifest["files"]["data"]).num_rows == manifest["rows"]["data"]
+
+
+@pytest.mark.spark
+@pytest.mark.vllm
+def test_storage_errors_are_retried_with_backoff_then_fail_clearly(faulted) -> None:
+    units, out, run = faulted["units"], faulted["output"], faulted["first"]
+    assert fired(run.stderr, "write_error", units[3]) == ["0", "0"]  # 2 errors, 3rd write ok
+    assert units[3].id in faulted["before"]["committed"]
+    assert fired(run.stderr, "write_error", units[4]) == ["0"] * 3 + ["1"] * 3
+    bad = units[4]
+    assert (f"unit {bad.id} ({bad.file} rows 0-2) failed after 2 attempts: OSError: writing "
+            f"{out}/data/part-{bad.id}.parquet failed after 3 attempts: injected write error: "
+            "disk full") in run.stderr
+
+
+@pytest.mark.spark
+@pytest.mark.vllm
+def test_a_later_run_resumes_only_the_missing_units(faulted) -> None:
+    units, run = faulted["units"], faulted["second"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "5 units planned, 3 already committed, 2 to run" in run.stderr
+    assert faulted.get("first").stderr.count(faults.FIRED) > 0 and faults.FIRED not in run.stderr
+    before, after = faulted["before"], faulted["after"]
+    for name in before["files"]:
+        if name.startswith(("data/", "rejects/", "_manifest/")):
+            assert after["mtimes"][name] == before["mtimes"][name], name  # not rewritten
+    assert after["committed"] == {u.id for u in units}
+    result = after["verify"]
+    assert result.ok, result.problems
+    assert result.counts["documents"] == 10 and result.counts["duplicate_ids"] == 0
+    assert after["stats"]["failed_units"] == []

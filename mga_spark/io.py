@@ -310,6 +310,18 @@ def committed_units(output: str) -> set[str]:
     return {name[: -len(".json")] for name in _manifest_names(output)}
 
 
+def discard_uncommitted(output: str, unit_ids: Iterable[str]) -> None:
+    """Remove the data and rejects files that failed attempts of these units left behind
+    without a manifest, so that `data/` holds committed units only."""
+    fs, root = output_fs(output)
+    done = committed_units(output)
+    for uid in unit_ids:
+        for name in (f"data/part-{uid}.parquet", f"rejects/part-{uid}.parquet"):
+            if uid not in done and fs.exists(f"{root}/{name}"):
+                log.warning("removing %s/%s, left by a failed attempt of unit %s", root, name, uid)
+                fs.rm_file(f"{root}/{name}")
+
+
 def read_manifests(output: str, workers: int = 32) -> list[dict]:
     """Every committed unit's manifest, sorted by unit id (read in `workers` threads)."""
     fs, root = output_fs(output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections import Counter
@@ -23,6 +24,8 @@ from mga_spark.progress import ProgressView
 
 log = logging.getLogger(__name__)
 ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # keep vLLM in-process in Python workers
+# Spark's reason for aborting a job (TaskSetManager): the partition index is the unit's index.
+ABORTED_TASK = re.compile(r"Task (\d+) in stage \S+ failed (\d+) times, most recent failure: (.*)")
 
 
 @dataclass
@@ -137,15 +140,40 @@ def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bo
     results: list[dict] = []
     if todo:
         spark = spark or get_session(cfg)
-        results = _execute(spark, cfg, todo, plan, skipped, show_progress)
+        results = _execute_all(spark, cfg, todo, plan, skipped, show_progress)
     manifests = io.read_manifests(cfg.output.path)
     stats = runinfo.totals(manifests)
     failed = [r for r in results if not r["ok"]]
+    io.discard_uncommitted(cfg.output.path, [r["unit"] for r in failed])
     stats.update(planned_units=len(plan.units), failed_units=failed,
                  bad_files=[vars(b) for b in plan.bad_files])
     io.write_json(cfg.output.path, runinfo.STATS_FILE, stats)
     card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
     return JobResult(len(plan.units), skipped, len(todo), failed, stats)
+
+
+def _execute_all(spark, cfg: Config, todo: list[Unit], plan: Plan, skipped: int,
+                 show_progress: bool) -> list[dict]:
+    """`_execute`, and again over the units still missing when Spark aborted the job because a
+    task failed on every attempt without reporting (its Python worker died: a segfault, the OOM
+    killer). That unit is reported as failed; the others run on."""
+    failed: list[dict] = []
+    while todo:
+        try:
+            return failed + _execute(spark, cfg, todo, plan, skipped, show_progress)
+        except Exception as e:
+            found = ABORTED_TASK.search(str(e))
+            if found is None or int(found.group(1)) >= len(todo):
+                raise
+            unit, attempts = todo[int(found.group(1))], int(found.group(2))
+            log.error("unit %s failed %d times (%s); going on with the others", unit.id,
+                      attempts, found.group(3))
+            failed.append({"unit": unit.id, "ok": False, "file": unit.file,
+                           "rows": [unit.row_start, unit.row_end], "attempts": attempts,
+                           "error": found.group(3)[:2000]})
+            done = io.committed_units(cfg.output.path)
+            todo = [u for u in todo if u.id not in done and u.id != unit.id]
+    return failed
 
 
 def _execute(spark, cfg: Config, todo: list[Unit], plan: Plan, skipped: int,

@@ -115,14 +115,17 @@ def test_engine_raise_fires_on_the_listed_attempts_only(two_units, monkeypatch, 
     assert verify(cfg.output.path).ok
 
 
-def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(two_units, monkeypatch
-                                                                         ) -> None:
-    cfg, (unit, _) = two_units
-
+@pytest.fixture
+def no_real_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     def exit_(code: int) -> None:
         raise WorkerDied(code)
 
     monkeypatch.setattr(faults.os, "_exit", exit_)
+
+
+def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(
+        two_units, monkeypatch, no_real_exit) -> None:
+    cfg, (unit, _) = two_units
     inject(monkeypatch, unit, kind="worker_exit_after_write", attempts=[0])
     with pytest.raises(WorkerDied):
         process_unit(cfg, unit, armed(unit, 0), cfg.output.path)
@@ -134,6 +137,19 @@ def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(two_uni
     data = pq.read_table(Path(cfg.output.path) / manifest["files"]["data"])
     assert data.num_rows == manifest["rows"]["data"] == 10
     assert len(output_files(cfg)) == 4
+
+
+def test_files_left_by_a_failed_unit_are_removed_after_the_run(two_units, monkeypatch,
+                                                               no_real_exit) -> None:
+    cfg, (unit, other) = two_units
+    inject(monkeypatch, unit, kind="worker_exit_after_write")
+    with pytest.raises(WorkerDied):
+        process_unit(cfg, unit, armed(unit), cfg.output.path)
+    process_unit(cfg, other, armed(other), cfg.output.path)
+    io.discard_uncommitted(cfg.output.path, [unit.id, other.id])  # what run_job does at the end
+    assert output_files(cfg) == ["_manifest/" + other.id + ".json", "_run.json",
+                                 f"data/part-{other.id}.parquet",
+                                 f"rejects/part-{other.id}.parquet"]
 
 
 def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch, sleeps,
@@ -298,3 +314,47 @@ def test_a_later_run_resumes_only_the_missing_units(faulted) -> None:
     assert result.ok, result.problems
     assert result.counts["documents"] == 10 and result.counts["duplicate_ids"] == 0
     assert after["stats"]["failed_units"] == []
+
+
+@pytest.fixture(scope="module")
+def worker_always_dies(tiny_model_dir, tmp_path_factory) -> dict:
+    """3 units of empty documents (input rejects: no engine is ever built, so this run is
+    cheap); the Python worker running the middle unit dies on every attempt."""
+    directory = tmp_path_factory.mktemp("empty-corpus")
+    for name in "abc":
+        write(directory / f"{name}.parquet", pa.table({
+            "id": [f"{name}1", f"{name}2"], "text": ["", None], "topic": ["t", "t"]}))
+    cfg = make_config(input={"paths": [str(directory)], "id_column": "id"}, job={"unit_docs": 2})
+    units = make_plan(cfg.input, cfg.job.unit_docs).units
+    spec = faults.spec([{"kind": "worker_exit_after_write", "unit": units[1].id}])
+    output = tmp_path_factory.mktemp("worker-dies") / "out"
+    first = mga_run(directory, output, tiny_model_dir, spec)
+    before = snapshot(output)
+    second = mga_run(directory, output, tiny_model_dir, None)
+    return {"units": units, "first": first, "before": before, "second": second,
+            "after": snapshot(output)}
+
+
+@pytest.mark.spark
+@pytest.mark.vllm
+def test_a_unit_whose_worker_dies_on_every_attempt_is_named_and_the_others_finish(
+        worker_always_dies) -> None:
+    units, run = worker_always_dies["units"], worker_always_dies["first"]
+    bad = units[1]
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert fired(run.stderr, "worker_exit_after_write", bad) == ["0", "1"]
+    line = next(x for x in run.stderr.splitlines() if x.startswith(f"unit {bad.id} "))
+    assert line.startswith(f"unit {bad.id} ({bad.file} rows 0-2) failed after 2 attempts: Lost "
+                           "task 1.1 in stage ")
+    assert "Python worker exited unexpectedly (crashed)" in line
+    before = worker_always_dies["before"]
+    assert before["committed"] == {units[0].id, units[2].id}
+    assert [f for f in before["files"] if "/" in f] == sorted(  # the dead unit's files removed
+        f"{d}/{n}" for u in (units[0], units[2]) for d, n in (
+            ("_manifest", f"{u.id}.json"), ("data", f"part-{u.id}.parquet"),
+            ("rejects", f"part-{u.id}.parquet")))
+    resumed = worker_always_dies["second"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "3 units planned, 2 already committed, 1 to run" in resumed.stderr
+    result = worker_always_dies["after"]["verify"]
+    assert result.ok and result.counts["documents"] == 6, result.problems

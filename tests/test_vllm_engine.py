@@ -151,7 +151,10 @@ def test_seeded_requests_with_split_prefills_do_not_crash(vllm_engine) -> None:
     out = run_all(vllm_engine, requests)
     scheduler = vllm_engine._get_llm().llm_engine.vllm_config.scheduler_config
     assert sum(c.prompt_tokens for c in out.values()) > scheduler.max_num_batched_tokens
-    assert all(c.output_tokens == 4 for c in out.values())
+    # the tiny model may stop early (it is calibrated to end replies), but nothing errors
+    assert len(out) == 4
+    assert all(c.finish_reason in ("stop", "length") and 1 <= c.output_tokens <= 4
+               for c in out.values())
 
 
 def test_get_engine_keeps_one_engine_per_process(monkeypatch) -> None:

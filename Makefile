@@ -16,7 +16,7 @@ STAMP := $(VENV)/.setup-done
 # Tiers: markers declared in pyproject.toml.
 FAST := not vllm and not spark and not cluster
 
-.PHONY: setup test test-fast lint demo clean-venv
+.PHONY: setup test test-fast lint demo bench clean-venv
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ lint: setup
 
 demo: setup
 	$(BIN)/mga-spark demo
+
+# Throughput benchmark on the tiny CPU model: writes bench/results.md and bench/results.json.
+bench: setup
+	$(BIN)/mga-spark bench
 
 clean-venv:
 	rm -rf $(VENV)

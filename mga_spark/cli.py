@@ -1,4 +1,4 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, report, make-tiny-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model."""
 
 from __future__ import annotations
 
@@ -157,6 +157,27 @@ def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     except NoOutput as e:
         _fail(str(e))
     typer.echo(result.html)
+
+
+@app.command()
+def bench(config: Annotated[Path, typer.Option(help="config whose engine args are used")]
+          = Path("conf/demo.yaml"),
+          out_dir: Annotated[Path, typer.Option(help="results.md / results.json go here")]
+          = Path("bench"),
+          documents: Annotated[int, typer.Option(help="bench documents")] = 48,
+          spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
+          plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
+          tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
+                                                   " model")] = True,
+          ) -> None:
+    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads."""
+    from mga_spark.bench import Settings
+    from mga_spark.bench import main as bench_main
+
+    _setup_logging()
+    raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
+                                         spark=spark, plan_files=plan_files,
+                                         tiny_model=tiny_model)))
 
 
 @app.command("make-tiny-model")

@@ -1,0 +1,191 @@
+"""The benchmark's outputs: `results.json` (everything) and `results.md` (tables).
+
+`results.md` ends with `notes.md` from the same directory when it exists: the hand-written
+analysis (profiles, causes) of the committed run, kept apart so a re-run does not erase it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+CEILING = "bare engine"
+PIPELINE = "pipeline"
+SPARK = "pipeline in Spark"
+NAIVE = "naive per-stage"
+RECORDING = "pipeline (recording run)"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _phase(results: dict, name: str) -> dict | None:
+    return next((p for p in results["phases"] if p["name"] == name), None)
+
+
+def _ratio(a: dict | None, b: dict | None, key: str = "output_tok_s") -> float | None:
+    if a is None or b is None or not b[key]:
+        return None
+    return a[key] / b[key]
+
+
+def table(results: dict) -> str:
+    bare = _phase(results, CEILING)
+    head = ("| phase | seconds | documents | requests GA / rewrite / judge | output tokens | "
+            "output tok/s | total tok/s | documents/s | x bare (output tok/s) | "
+            "prefix-cache hit, all prompt tokens | hit, rewrite + judge | "
+            "output tokens per engine step | every round, output tok/s |")
+    lines = [head, "|" + "---|" * 13]
+    for p in results["phases"]:
+        req = p["requests"]
+        ratio = _ratio(p, bare)
+        lines.append(
+            f"| {p['name']} | {p['seconds']:.1f} | {p['documents']} | "
+            f"{req.get('ga', 0)} / {req.get('rewrite', 0)} / {req.get('judge', 0)} | "
+            f"{p['output_tokens']:.0f} | {p['output_tok_s']:.0f} | {p['total_tok_s']:.0f} | "
+            f"{p['docs_s']:.3f} | {'-' if ratio is None else f'{ratio:.2f}'} | "
+            f"{_pct(p['cache_hit_all'])} | {_pct(p['cache_hit_rewrite_judge'])} | "
+            f"{p.get('output_tokens_per_step') or '-'} | "
+            f"{' / '.join(str(r['output_tok_s']) for r in p['notes'].get('rounds', [])) or '-'} |")
+    return "\n".join(lines)
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, met?) rows."""
+    bare, pipe = _phase(results, CEILING), _phase(results, PIPELINE)
+    spark, naive = _phase(results, SPARK), _phase(results, NAIVE)
+    rows = []
+
+    def row(name: str, value: float | None, ok: bool | None, text: str) -> None:
+        verdict = "-" if ok is None or value is None else ("met" if ok else "missed")
+        rows.append((name, text if value is not None else "not measured", verdict))
+
+    r = _ratio(pipe, bare)
+    row("pipeline >= 0.9 x bare engine output tok/s", r, r is not None and r >= 0.9,
+        f"{r:.2f} x" if r else "")
+    r = _ratio(spark, bare)
+    row("pipeline in Spark >= 0.8 x bare engine output tok/s", r, r is not None and r >= 0.8,
+        f"{r:.2f} x" if r else "")
+    r, d = _ratio(pipe, naive), _ratio(pipe, naive, "docs_s")
+    row("pipeline >= 1.3 x naive per-stage (output tok/s)", r, r is not None and r >= 1.3,
+        f"{r:.2f} x output tok/s, {d:.2f} x documents/s" if r and d else "")
+    hit = pipe["cache_hit_rewrite_judge"] if pipe else None
+    rec = _phase(results, RECORDING)
+    reusable = (rec or {}).get("notes", {}).get("reusable_rewrite_judge_by_block_size", {})
+    bound = "; at most " + ", ".join(f"{_pct(v)} with {b}-token blocks"
+                                     for b, v in reusable.items()) if reusable else ""
+    row("prefix-cache hits >= 50% of rewrite + judge prompt tokens (pipeline)", hit,
+        hit is not None and hit >= 0.5, _pct(hit) + bound + " (prompt layout)")
+    over = results.get("overhead") or []
+    worst = min((o["docs_per_cpu_s"] or 0 for o in over), default=None)
+    best = max((o["docs_per_cpu_s"] or 0 for o in over), default=None)
+    row(">= 2,000 documents/s per core, non-model overhead", worst,
+        worst is not None and worst >= 2000,
+        f"{worst:.0f}-{best:.0f} documents per CPU-second" if worst is not None else "")
+    plan = [p for p in results.get("planning") or [] if not p["traced"]]
+    if plan:
+        full = max(plan, key=lambda p: p["files"])
+        traced = next((p for p in results["planning"] if p["traced"]), {})
+        flat = traced.get("python_peak_mib", 0) <= 1.5 * traced.get("python_retained_mib", 1)
+        row(f"planning {full['files']:,} files < 60 s with flat memory", full["seconds"],
+            full["seconds"] < 60 and flat,
+            f"{full['seconds']:.1f} s; peak RSS +{full['rss_growth_mib']:.0f} MiB; Python peak "
+            f"{traced.get('python_peak_mib')} MiB for a plan that keeps "
+            f"{traced.get('python_retained_mib')} MiB")
+    return rows
+
+
+def markdown(results: dict, notes: str | None) -> str:
+    m, s, d = results["machine"], results["settings"], results["documents"]
+    out = [
+        "# Throughput benchmark",
+        "",
+        f"Run {results['finished_at']} with `make bench` (`mga-spark bench`), "
+        f"{results['seconds']:.0f} s in all. Figures from one process and one run; "
+        "compare ratios, not absolute numbers (a 2-core machine shared with other work).",
+        "",
+        "## Machine and settings",
+        "",
+        f"- CPUs: {m['cpu_count']} (affinity {m['affinity']}, after the engine build "
+        f"{m.get('affinity_after_engine')}); load average at start {m['load_average_start']}",
+        f"- {m['platform']}, Python {m['python']}, vLLM (CPU) {m['vllm']}, torch {m['torch']}, "
+        f"pyspark {m['pyspark']}",
+        f"- model: `{Path(str(m['model'])).name}` (tiny random-weight Qwen3-MoE); engine args "
+        f"`{json.dumps(m['engine_args'], sort_keys=True)}`",
+        f"- config {s['config']}: {s['num_pairs']} pairs, max_tokens {s['max_tokens']}, chunks "
+        f"<= {s['chunk_max_tokens']} tokens, max_inflight_docs {s['max_inflight_docs']}; naive "
+        f"batches of {s['naive_batch_docs']} documents",
+        f"- documents: {d['count']} ({d['languages']}), {d['tokens_min']}-{d['tokens_max']} "
+        f"tokens (median {d['tokens_median']}, total {d['tokens_total']})",
+        "",
+        "## Engine phases",
+        "",
+        table(results),
+        "",
+        "Output tokens and prompt tokens are the engine's own counters (deltas per phase); the "
+        "rewrite + judge hit rate sums vLLM's per-request `num_cached_tokens` by stage (not "
+        "available for the Spark phase, whose engine lives in the Spark worker).",
+        "",
+        *_lengths(results),
+        *_sweep(results),
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *[f"| {t} | {v} | {ok} |" for t, v, ok in targets(results)],
+        "",
+        "## Non-model overhead (instant engine, whole unit path)",
+        "",
+        "| variant | documents | units | seconds | CPU seconds | documents/s | documents per "
+        "CPU-second | CPU ms per document | input tokens per CPU-second |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[f"| {o['label']} | {o['documents']} | {o['units']} | {o['seconds']} | "
+          f"{o['cpu_seconds']} | {o['docs_per_s']} | {o['docs_per_cpu_s']} | "
+          f"{o.get('ms_per_doc')} | {o.get('input_tokens_per_cpu_s')} |"
+          for o in results.get("overhead") or []],
+        "",
+        "## Driver planning (Parquet footers only)",
+        "",
+        "| files | units | documents | seconds | peak RSS growth MiB | Python peak MiB "
+        "| Python retained MiB |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {p['files']:,} | {p['units']:,} | {p['documents']:,} | {p['seconds']}"
+          f"{' (tracemalloc on)' if p['traced'] else ''} | {p['rss_growth_mib']} | "
+          f"{p.get('python_peak_mib', '-')} | {p.get('python_retained_mib', '-')} |"
+          for p in results.get("planning") or []],
+    ]
+    if notes:
+        out += ["", notes.strip()]
+    return "\n".join(out) + "\n"
+
+
+def _lengths(results: dict) -> list[str]:
+    rec = _phase(results, RECORDING)
+    stages = (rec or {}).get("notes", {}).get("output_tokens_by_stage")
+    if not stages:
+        return []
+    return ["Output lengths in the recording run (tokens; share cut at max_tokens): " + "; ".join(
+        f"{s} median {v['p50']}, p90 {v['p90']}, max {v['max']}, cut {_pct(v['truncated'])}"
+        for s, v in stages.items()) + ".", ""]
+
+
+def _sweep(results: dict) -> list[str]:
+    rows = results.get("concurrency")
+    if not rows:
+        return []
+    return ["## Engine throughput against concurrency (closed loop of rewrite requests)", "",
+            "| requests in the engine | output tok/s | prompt tok/s | engine steps/s |",
+            "|---|---|---|---|",
+            *[f"| {r['concurrency']} | {r['output_tok_s']} | {r['prompt_tok_s']} | "
+              f"{r['steps_per_s']} |" for r in rows], ""]
+
+
+def write(results: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.setdefault("finished_at", time.strftime("%Y-%m-%d %H:%M %Z"))
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    notes_file = out_dir / "notes.md"
+    notes = notes_file.read_text() if notes_file.is_file() else None
+    (out_dir / "results.md").write_text(markdown(results, notes))

@@ -1,0 +1,190 @@
+"""The benchmark's code on tiny settings, so it cannot rot: no timing is asserted anywhere."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mga_spark import bench_overhead, bench_plan, bench_report
+from mga_spark.bench import best_of, engine_phases, varied_documents
+from mga_spark.bench_phases import (
+    Recorder,
+    StepTracker,
+    bare_body,
+    measure,
+    naive_body,
+    pipeline_body,
+    stage_of,
+)
+from mga_spark.bench_sweep import concurrency_sweep
+from mga_spark.cli import app
+from mga_spark.config import load_config
+from mga_spark.engine import FakeEngine
+from tests.helpers import make_config, scripted
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "conf" / "demo.yaml"
+
+
+def recorded_requests(docs):
+    """Requests our pipeline sends on the fake engine, as the bench records them."""
+    engine = FakeEngine(scripted())
+    result, recorder = measure("rec", engine, StepTracker(), len(docs),
+                               pipeline_body(make_config(), docs))
+    return result, recorder.requests
+
+
+def test_varied_documents_are_deterministic_and_of_varied_length():
+    docs = varied_documents(12, seed=0)
+    assert [d.text for d in docs] == [d.text for d in varied_documents(12, seed=0)]
+    lengths = sorted(len(d.text) for d in docs)
+    assert lengths[-1] > 4 * lengths[0]
+    assert len({d.id for d in docs}) == 12
+
+
+def test_recording_counts_requests_and_prompt_tokens_by_stage():
+    docs = varied_documents(3, seed=1)
+    result, requests = recorded_requests(docs)
+    assert result.requests["ga"] >= 3 and result.requests["rewrite"] == 5 * result.requests["ga"]
+    assert 0 < result.requests["judge"] <= result.requests["rewrite"]
+    assert set(result.stage_prompt_tokens) == {"ga", "rewrite", "judge"}
+    assert result.notes["accepted"] > 0
+    assert Counter(stage_of(r.id) for r in requests) == result.requests
+
+
+def test_bare_and_naive_replay_the_same_requests():
+    docs = varied_documents(5, seed=2)
+    _, requests = recorded_requests(docs)
+    for body in (bare_body(requests), naive_body(requests, batch_docs=2)):
+        engine = FakeEngine(lambda r: "ok")
+        body(Recorder(engine, {}))
+        assert sorted(r.id.split("\x1f", 1)[1] for r in engine.sent) == sorted(
+            r.id for r in requests)
+
+
+def test_naive_drains_each_stage_of_a_batch_before_the_next():
+    docs = varied_documents(5, seed=3)
+    _, requests = recorded_requests(docs)
+    engine = FakeEngine(lambda r: "ok")
+    notes = naive_body(requests, batch_docs=2)(Recorder(engine, {}))
+    assert notes == {"batch_docs": 2, "batches": 3, "waves": 9}
+    stages = [stage_of(r.id) for r in engine.sent]
+    first_batch = stages[: stages.index("ga", stages.index("judge"))]  # up to the next GA wave
+    assert first_batch == sorted(first_batch, key=["ga", "rewrite", "judge"].index)
+
+
+def test_best_of_keeps_every_round():
+    docs = varied_documents(2, seed=4)
+    runs = [recorded_requests(docs)[0] for _ in range(2)]
+    best = best_of(runs)
+    assert best in runs and len(best.notes["rounds"]) == 2
+
+
+def test_instant_engine_takes_every_document_down_the_accepted_path(tmp_path):
+    cfg = load_config(DEMO, ["model.engine_args.model=unused"])
+    corpus = bench_overhead.corpus_of(varied_documents(4, seed=5), 10)
+    result = bench_overhead.unit_path(cfg, corpus, "smoke", unit_docs=4, input_tokens=1000)
+    assert result["documents"] == 10 and result["units"] == 3
+    assert result["accepted"] >= 5 * 10
+    assert result["docs_per_cpu_s"] > 0 and result["input_tokens_per_cpu_s"] > 0
+
+
+def test_planning_many_small_files(tmp_path):
+    dirs = bench_plan.make_files(tmp_path, 25)
+    result = bench_plan.measure(dirs, traced=True)
+    assert (result["files"], result["units"], result["documents"]) == (25, 25, 250)
+    assert result["python_retained_mib"] <= result["python_peak_mib"]
+
+
+def test_report_renders_tables_and_targets(tmp_path):
+    docs = varied_documents(3, seed=6)
+    phases = []
+    for name in ("bare engine", "naive per-stage", "pipeline"):
+        result, _ = recorded_requests(docs)
+        result.name, result.seconds = name, 1.0
+        result.output_tokens, result.prompt_tokens = 900.0, 5000.0
+        result.cached_tokens = 2600.0
+        phases.append(result.to_dict())
+    results = {
+        "machine": {"cpu_count": 2, "affinity": [0, 1], "load_average_start": (0, 0, 0),
+                    "platform": "x", "python": "3", "vllm": "0", "torch": "2", "pyspark": "4",
+                    "model": "/m/tiny-model", "engine_args": {"model": "/m/tiny-model"}},
+        "settings": {"config": "conf/demo.yaml", "num_pairs": 5, "max_tokens": {},
+                     "chunk_max_tokens": 512, "max_inflight_docs": 16, "naive_batch_docs": 16},
+        "documents": {"count": 3, "languages": {"en": 3}, "tokens_min": 1, "tokens_max": 9,
+                      "tokens_median": 5, "tokens_total": 15},
+        "phases": phases, "overhead": [], "planning": [], "seconds": 1.0,
+    }
+    (tmp_path / "notes.md").write_text("## Notes\n\nhand-written")
+    bench_report.write(results, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "| bare engine |" in text and "| pipeline |" in text and "hand-written" in text
+    assert ("pipeline >= 0.9 x bare engine output tok/s", "1.00 x", "met") in \
+        bench_report.targets(results)
+    assert (tmp_path / "results.json").is_file()
+
+
+def test_bench_command_is_registered():
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0 and "--plan-files" in result.output
+
+
+@pytest.mark.vllm
+def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
+    cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",
+                             "rewrite.max_tokens=32", "judge.max_tokens=48"])
+    docs = varied_documents(2, seed=7)
+    phases, requests = engine_phases(cfg, vllm_engine, docs, docs[:1], naive_batch_docs=1,
+                                     rounds=1)
+    assert "step" not in vllm_engine._get_llm().llm_engine.__dict__  # the tracker is removed
+    names = [p.name for p in phases]
+    assert names == ["bare engine", "naive per-stage", "pipeline", "pipeline (recording run)"]
+    for p in phases:
+        assert p.output_tokens > 0 and p.prompt_tokens > 0 and p.requests["ga"] >= 2
+        assert p.notes["prefix_cache_reset"] is True
+        assert p.cache_hit(("rewrite", "judge")) is not None
+        assert p.engine_steps > 0 and set(p.notes["output_tokens_by_stage"]) == set(p.requests)
+    sweep = concurrency_sweep(vllm_engine, vllm_engine._get_llm(), requests, (1, 4), 0.5)
+    assert [s["concurrency"] for s in sweep] == [1, 4] and sweep[1]["output_tok_s"] > 0
+    assert not vllm_engine.has_pending()
+
+
+@pytest.mark.vllm
+@pytest.mark.spark
+def test_spark_phase_runs_the_real_job(spark, tiny_model_dir, tmp_path):
+    from mga_spark.bench_spark import spark_phase
+
+    cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",
+                             "rewrite.max_tokens=32", "judge.max_tokens=48"])
+    docs = varied_documents(2, seed=8)
+    result = spark_phase(cfg, docs, docs[:1], tmp_path, unit_docs=1, spark=spark)
+    assert result.documents == 2 and result.notes["units"] == 2
+    assert result.output_tokens > 0 and result.requests["ga"] >= 2
+
+
+class CharTokenizer:
+    """One token per character; the chat template just joins the messages."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "|".join(m["content"] for m in messages) + "|A:"
+
+    def encode(self, text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+
+def test_reusable_prefix_share_counts_whole_blocks_of_the_shared_prefix():
+    from mga_spark.bench_prefix import reusable_share
+    from mga_spark.engine import Request
+
+    def req(stage: str, task: str) -> Request:
+        content = "D" * 40 + task
+        return Request(f"n\x1fdoc\x1f0\x1f{stage}\x1f0", [{"role": "user", "content": content}], 8)
+
+    # prompts: 40 shared characters, then "|A:"-terminated tasks of 10 characters
+    requests = [req("ga", "g" * 7), req("rewrite", "r" * 7), req("judge", "j" * 7)]
+    share = reusable_share(requests, CharTokenizer(), [1, 16])
+    assert share[1] == pytest.approx(80 / 100)  # 40 of 50 tokens each
+    assert share[16] == pytest.approx(64 / 100)  # 2 whole blocks of 16

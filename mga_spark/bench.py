@@ -134,6 +134,7 @@ def best_of(results: list[PhaseResult]) -> PhaseResult:
     best = max(results, key=lambda p: p.output_tps)
     best.notes["rounds"] = [{"seconds": round(p.seconds, 2), "output_tok_s": round(p.output_tps),
                              "cpu_share": round(p.cpu_seconds / p.seconds, 2),
+                             "outside_engine_seconds": p.notes.get("outside_engine_seconds"),
                              "load_average": round(p.load_average, 2)} for p in results]
     best.notes["chosen"] = f"best of {len(results)} rounds by output tok/s"
     return best

@@ -92,13 +92,18 @@ class Recorder:
         self.cached_by_id = cached_by_id
         self.requests: list[Request] = []
         self.completions: dict[str, Completion] = {}
+        self.engine_seconds = 0.0  # inside submit and poll (prompt rendering, engine steps)
 
     def submit(self, request: Request) -> None:
         self.requests.append(request)
+        started = time.perf_counter()
         self.inner.submit(request)
+        self.engine_seconds += time.perf_counter() - started
 
     def poll(self) -> list[Completion]:
+        started = time.perf_counter()
         done = self.inner.poll()
+        self.engine_seconds += time.perf_counter() - started
         for c in done:
             self.completions[c.id] = c
         return done
@@ -179,6 +184,7 @@ def measure(name: str, engine: Engine, tracker: StepTracker, documents: int,
         dict(n), dict(prompt), dict(cached), _cpu_seconds() - cpu0, os.getloadavg()[0], notes,
         engine_steps=tracker.steps - steps)
     result.notes["output_tokens_by_stage"] = output_lengths(recorder.completions.values())
+    result.notes["outside_engine_seconds"] = round(seconds - recorder.engine_seconds, 3)
     return result, recorder
 
 

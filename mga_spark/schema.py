@@ -159,11 +159,3 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
-
-def with_extra_columns(schema: pa.Schema, extra: pa.Schema | None) -> pa.Schema:
-    """The data schema plus carried-through input columns (prefixed to avoid clashes)."""
-    if extra is None:
-        return schema
-    for f in extra:
-        schema = schema.append(f)
-    return schema

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from mga_spark import demo as demo_mod
 from mga_spark.config import Config, ConfigError, load_config
+from mga_spark.tools import demo as demo_mod
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Massive Genre-Audience reformulation of Parquet corpora on Spark + vLLM.")
@@ -65,9 +65,9 @@ def build_config(config: Path, inputs: list[str] | None, output: str | None,
 
 def execute(cfg: Config, spark=None, use_config_master: bool = True) -> int:
     """Plan, run, print the totals; the exit code says whether every unit committed."""
-    from mga_spark.job import get_session, run_job
-    from mga_spark.plan import InputError, make_plan
-    from mga_spark.runinfo import RunMismatch
+    from mga_spark.io.plan import InputError, make_plan
+    from mga_spark.job.runinfo import RunMismatch
+    from mga_spark.job.spark import get_session, run_job
 
     try:
         plan = make_plan(cfg.input, cfg.job.unit_docs)
@@ -114,8 +114,8 @@ def plan(config: ConfigOpt, input: InputOpt = None, set: SetOpt = None,
          sample: Annotated[int, typer.Option(help="documents sampled for token counts")] = 200,
          ) -> None:
     """Units, documents, input tokens and projected output tokens, without running anything."""
-    from mga_spark.estimate import estimate
-    from mga_spark.plan import InputError
+    from mga_spark.io.plan import InputError
+    from mga_spark.tools.estimate import estimate
 
     _setup_logging()
     cfg = build_config(config, input, "unused://", set)
@@ -128,7 +128,7 @@ def plan(config: ConfigOpt, input: InputOpt = None, set: SetOpt = None,
 @app.command()
 def status(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     """Units done / total, documents, tokens, acceptance of an output (running or finished)."""
-    from mga_spark.status import status as get_status
+    from mga_spark.tools.status import status as get_status
 
     typer.echo(json.dumps(get_status(output), indent=2))
 
@@ -136,7 +136,7 @@ def status(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 @app.command()
 def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     """Exit 0 only if every input document is accounted for exactly once; one JSON line."""
-    from mga_spark.verify import verify as run_verify
+    from mga_spark.tools.verify import verify as run_verify
 
     result = run_verify(output)
     typer.echo(json.dumps({"ok": result.ok, **result.counts}))
@@ -149,7 +149,7 @@ def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     """Write OUTPUT/report/: index.html (plots and tables, opens offline) and the plots as PNG
     files; refresh the dataset card OUTPUT/README.md. Prints the page's path."""
-    from mga_spark.report import NoOutput, build
+    from mga_spark.tools.report.facts import NoOutput, build
 
     _setup_logging()
     try:
@@ -171,8 +171,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                                    " model")] = True,
           ) -> None:
     """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads."""
-    from mga_spark.bench import Settings
-    from mga_spark.bench import main as bench_main
+    from mga_spark.bench.run import Settings
+    from mga_spark.bench.run import main as bench_main
 
     _setup_logging()
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
@@ -183,7 +183,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
 @app.command("make-tiny-model")
 def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to write it")]) -> None:
     """Write the random-weight Qwen3-MoE checkpoint and tokenizer used on the CPU."""
-    from mga_spark.tiny_model import build_tiny_model
+    from mga_spark.tools.tiny_model import build_tiny_model
 
     _setup_logging()
     typer.echo(str(build_tiny_model(directory, demo_mod.sample_texts())))

@@ -159,3 +159,19 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+
+
+MAX_DETAIL = 200  # characters of a reject's detail excerpt
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: Reason
+    detail: str
+
+
+def short(text: str, limit: int = MAX_DETAIL) -> str:
+    """A one-line, valid-UTF-8 excerpt for `Failure.detail`."""
+    text = " ".join(str(text).split())
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

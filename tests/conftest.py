@@ -22,8 +22,8 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from mga_spark.demo import sample_texts
-    from mga_spark.tiny_model import build_tiny_model, is_current
+    from mga_spark.tools.demo import sample_texts
+    from mga_spark.tools.tiny_model import build_tiny_model, is_current
 
     texts = sample_texts()
     if not is_current(TINY_MODEL_CACHE, texts):
@@ -35,7 +35,7 @@ def tiny_model_dir() -> Path:
 def vllm_engine(tiny_model_dir: Path):
     """One real engine for the whole session (loading takes ~20-50 s on the CPU)."""
     pytest.importorskip("vllm")
-    from mga_spark.vllm_engine import VLLMEngine
+    from mga_spark.engine.vllm import VLLMEngine
 
     engine = VLLMEngine(
         {
@@ -58,7 +58,7 @@ def spark():
     Python workers are reused across jobs, so each keeps its cached vLLM engine between tests.
     """
     from mga_spark.config import load_config
-    from mga_spark.job import get_session
+    from mga_spark.job.spark import get_session
 
     cfg = load_config(None, ["job.master=local[2]", "job.spark_conf={spark.ui.enabled: 'false'}"],
                       {"model": {"engine_args": {"model": "unused"}}})

@@ -10,12 +10,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mga_spark import runinfo
 from mga_spark.config import Config
-from mga_spark.engine import Engine, FakeEngine
-from mga_spark.plan import make_plan
-from mga_spark.unit import process_unit
-from mga_spark.verify import VerifyResult, verify
+from mga_spark.engine.base import Engine
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io.plan import make_plan
+from mga_spark.job import runinfo
+from mga_spark.job.unit import process_unit
+from mga_spark.tools.verify import VerifyResult, verify
 from tests.helpers import Script, make_config, paraphrase, scripted, source_of
 
 FILLERS = ("the", "and", "of", "to", "with", "for", "as", "so")  # English function words

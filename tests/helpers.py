@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from mga_spark.config import Config, load_config
-from mga_spark.engine import Request
+from mga_spark.engine.base import Request
 from mga_spark.schema import Document
 
 EN_TEXT = (

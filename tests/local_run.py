@@ -12,11 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mga_spark import append, io, runinfo
 from mga_spark.config import Config
-from mga_spark.engine import FakeEngine, Request
-from mga_spark.plan import make_plan
-from mga_spark.unit import process_unit
+from mga_spark.engine.base import Request
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io import records
+from mga_spark.io.plan import make_plan
+from mga_spark.job import append, runinfo
+from mga_spark.job.unit import process_unit
 
 
 def write_input(directory: Path, rows: list[dict], row_group_size: int = 2) -> Path:
@@ -29,15 +31,15 @@ def write_input(directory: Path, rows: list[dict], row_group_size: int = 2) -> P
 def run_local(cfg: Config, responder: Callable[[Request], object],
               engine_cls: type[FakeEngine] = FakeEngine) -> Path:
     """Plan, check, claim the output, run every unit, write stats.json and the dataset card."""
-    from mga_spark import card
+    from mga_spark.job import card
 
     plan = make_plan(cfg.input, cfg.job.unit_docs)
     append.check(cfg, plan)
     runinfo.claim_output(cfg)
     for unit in plan.units:
         process_unit(cfg, unit, engine_cls(responder), cfg.output.path)
-    stats = runinfo.totals(io.read_manifests(cfg.output.path))
+    stats = runinfo.totals(records.read_manifests(cfg.output.path))
     stats.update(planned_units=len(plan.units), failed_units=[], bad_files=[])
-    io.write_json(cfg.output.path, runinfo.STATS_FILE, stats)
+    records.write_json(cfg.output.path, runinfo.STATS_FILE, stats)
     card.write_card(cfg.output.path)
     return Path(cfg.output.path)

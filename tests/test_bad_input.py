@@ -14,11 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 import typer
 
-from mga_spark import cli, engines, job
-from mga_spark.engine import FakeEngine
-from mga_spark.plan import InputError, make_plan
+from mga_spark import cli
+from mga_spark.engine import cache as engines
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io.plan import InputError, make_plan
+from mga_spark.job import spark as job
+from mga_spark.job.unit import data_schema, process_unit
 from mga_spark.prompts import load_prompts
-from mga_spark.unit import data_schema, process_unit
 from tests.fake_job import FakeRun, rewrite_of, run_fake_job, with_rewrites, write
 from tests.helpers import (
     EN_TEXT,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mga_spark.demo import sample_records
 from mga_spark.schema import Reason
+from mga_spark.tools.demo import sample_records
 from tests.fake_job import FakeRun, rewrite_of, run_fake_job, write
 from tests.helpers import EN_TEXT, ZH_TEXT, source_of, verdict_json
 

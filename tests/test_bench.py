@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mga_spark import bench_overhead, bench_plan, bench_report
-from mga_spark.bench import best_of, engine_phases, varied_documents
-from mga_spark.bench_phases import (
+from mga_spark.bench import overhead as bench_overhead
+from mga_spark.bench import plan as bench_plan
+from mga_spark.bench import results as bench_report
+from mga_spark.bench.phases import (
     Recorder,
     StepTracker,
     bare_body,
@@ -19,10 +20,11 @@ from mga_spark.bench_phases import (
     pipeline_body,
     stage_of,
 )
-from mga_spark.bench_sweep import concurrency_sweep
+from mga_spark.bench.run import best_of, engine_phases, varied_documents
+from mga_spark.bench.sweep import concurrency_sweep
 from mga_spark.cli import app
 from mga_spark.config import load_config
-from mga_spark.engine import FakeEngine
+from mga_spark.engine.fake import FakeEngine
 from tests.helpers import make_config, scripted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +158,7 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
 @pytest.mark.vllm
 @pytest.mark.spark
 def test_spark_phase_runs_the_real_job(spark, tiny_model_dir, tmp_path):
-    from mga_spark.bench_spark import spark_phase
+    from mga_spark.bench.spark import spark_phase
 
     cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",
                              "rewrite.max_tokens=32", "judge.max_tokens=48"])
@@ -177,8 +179,8 @@ class CharTokenizer:
 
 
 def test_reusable_prefix_share_counts_whole_blocks_of_the_shared_prefix():
-    from mga_spark.bench_prefix import reusable_share
-    from mga_spark.engine import Request
+    from mga_spark.bench.prefix import reusable_share
+    from mga_spark.engine.base import Request
 
     def req(stage: str, task: str) -> Request:
         content = "D" * 40 + task

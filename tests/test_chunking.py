@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mga_spark.chunking import split
+from mga_spark.text.chunking import split
 
 
 def words(s: str) -> int:

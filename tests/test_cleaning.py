@@ -6,10 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from mga_spark.cleaning import Cleaned, clean, copy_similarity, keyword_coverage, strip_boilerplate
 from mga_spark.config import CleanConfig
-from mga_spark.parsing import Failure
-from mga_spark.schema import Reason
+from mga_spark.schema import Failure, Reason
+from mga_spark.text.cleaning import (
+    Cleaned,
+    clean,
+    copy_similarity,
+    keyword_coverage,
+    strip_boilerplate,
+)
 
 SOURCE = (
     "The Amazon river carries more water than any other river. Rainforest trees line the river "

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import runinfo
 from mga_spark.config import load_config
-from mga_spark.engine import FakeEngine
-from mga_spark.plan import make_plan
-from mga_spark.unit import process_unit
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io.plan import make_plan
+from mga_spark.job import runinfo
+from mga_spark.job.unit import process_unit
 from tests.helpers import EN_TEXT, ZH_TEXT, scripted
 
 ROOT = Path(__file__).resolve().parents[1]

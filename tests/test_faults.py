@@ -1,4 +1,4 @@
-"""Faults: the test-only hook (mga_spark/faults.py) on its own, then the real job under it.
+"""Faults: the test-only hook (mga_spark/job/faults.py) on its own, then the real job under it.
 
 The first tests run units in this process on the fake engine. The `spark`+`vllm` tests run
 `mga-spark run` twice as a subprocess on a corpus of 5 units: once with faults injected into the
@@ -17,13 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import faults, io, runinfo
 from mga_spark.config import Config
-from mga_spark.demo import sample_records
-from mga_spark.engine import FakeEngine
-from mga_spark.plan import Unit, make_plan
-from mga_spark.unit import process_unit
-from mga_spark.verify import verify
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io import records
+from mga_spark.io import write as io_write
+from mga_spark.io.plan import Unit, make_plan
+from mga_spark.job import faults, runinfo
+from mga_spark.job.unit import process_unit
+from mga_spark.tools.demo import sample_records
+from mga_spark.tools.verify import verify
 from tests.fake_job import with_rewrites, write
 from tests.helpers import EN_TEXT, make_config, scripted
 
@@ -49,12 +51,12 @@ def two_units(tmp_path: Path) -> tuple[Config, list[Unit]]:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr(io.time, "sleep", slept.append)
+    monkeypatch.setattr(io_write.time, "sleep", slept.append)
     return slept
 
 
 def inject(monkeypatch: pytest.MonkeyPatch, unit: Unit, **fault: object) -> None:
-    monkeypatch.setattr(io, "_fault_hook", None)  # faults.arm sets it; undone after the test
+    monkeypatch.setattr(io_write, "_fault_hook", None)  # faults.arm sets it; undone after the test
     monkeypatch.setenv(faults.ENV, faults.spec([{"unit": unit.id, **fault}]))
 
 
@@ -83,10 +85,10 @@ def output_files(cfg: Config) -> list[str]:
 def test_without_the_variable_the_hook_changes_nothing(monkeypatch) -> None:
     monkeypatch.delenv(faults.ENV, raising=False)
     marker = object()
-    monkeypatch.setattr(io, "_fault_hook", marker)
+    monkeypatch.setattr(io_write, "_fault_hook", marker)
     engine = FakeEngine(scripted())
     assert faults.arm(engine, "any-unit", 0) is engine
-    assert io._fault_hook is marker
+    assert io_write._fault_hook is marker
 
 
 def test_no_configuration_key_can_turn_faults_on() -> None:
@@ -107,10 +109,10 @@ def test_engine_raise_fires_on_the_listed_attempts_only(two_units, monkeypatch, 
     inject(monkeypatch, first, kind="engine_raise", attempts=[0], message="CUDA out of memory")
     with pytest.raises(RuntimeError, match="CUDA out of memory"):
         process_unit(cfg, first, armed(first, 0), cfg.output.path)
-    assert io.committed_units(cfg.output.path) == set()
+    assert records.committed_units(cfg.output.path) == set()
     for unit, attempt in ((second, 0), (first, 1)):  # another unit, a later attempt: no fault
         process_unit(cfg, unit, armed(unit, attempt), cfg.output.path)
-    assert io.committed_units(cfg.output.path) == {first.id, second.id}
+    assert records.committed_units(cfg.output.path) == {first.id, second.id}
     assert capsys.readouterr().err.count(faults.FIRED) == 1
     assert verify(cfg.output.path).ok
 
@@ -132,7 +134,7 @@ def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(
     # complete data and rejects files (atomic puts), no temporary files, and no manifest
     assert output_files(cfg) == ["_run.json", f"data/part-{unit.id}.parquet",
                                  f"rejects/part-{unit.id}.parquet"]
-    assert io.committed_units(cfg.output.path) == set()
+    assert records.committed_units(cfg.output.path) == set()
     manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: same names
     data = pq.read_table(Path(cfg.output.path) / manifest["files"]["data"])
     assert data.num_rows == manifest["rows"]["data"] == 10
@@ -146,7 +148,7 @@ def test_files_left_by_a_failed_unit_are_removed_after_the_run(two_units, monkey
     with pytest.raises(WorkerDied):
         process_unit(cfg, unit, armed(unit), cfg.output.path)
     process_unit(cfg, other, armed(other), cfg.output.path)
-    io.discard_uncommitted(cfg.output.path, [unit.id, other.id])  # what run_job does at the end
+    records.discard_uncommitted(cfg.output.path, [unit.id, other.id])  # as run_job does at the end
     assert output_files(cfg) == ["_manifest/" + other.id + ".json", "_run.json",
                                  f"data/part-{other.id}.parquet",
                                  f"rejects/part-{other.id}.parquet"]
@@ -157,9 +159,9 @@ def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch,
     cfg, (unit, _) = two_units
     inject(monkeypatch, unit, kind="write_error", times=2, message="503 Slow Down")
     process_unit(cfg, unit, armed(unit), cfg.output.path)
-    assert sleeps == [io.BACKOFF_START, 2 * io.BACKOFF_START]
+    assert sleeps == [io_write.BACKOFF_START, 2 * io_write.BACKOFF_START]
     assert capsys.readouterr().err.count(faults.FIRED) == 2
-    assert io.committed_units(cfg.output.path) == {unit.id}
+    assert records.committed_units(cfg.output.path) == {unit.id}
 
 
 def test_a_lasting_write_error_is_a_clear_failure(two_units, monkeypatch, sleeps) -> None:
@@ -210,7 +212,7 @@ def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | 
 def snapshot(output: Path) -> dict:
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
     return {"files": files, "verify": verify(str(output)),
-            "committed": io.committed_units(str(output)),
+            "committed": records.committed_units(str(output)),
             "stats": json.loads((output / "stats.json").read_text()),
             "mtimes": {f: (output / f).stat().st_mtime_ns for f in files}}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark.demo import write_sample_corpus
+from mga_spark.tools.demo import write_sample_corpus
 from tests.helpers import pairs_json, verdict_json
 from tests.local_run import run_local
 

@@ -8,9 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import io
 from mga_spark.config import InputConfig
-from mga_spark.plan import make_plan
+from mga_spark.io import read, records
+from mga_spark.io import write as io_write
+from mga_spark.io.plan import make_plan
 from mga_spark.schema import DATA_SCHEMA, REJECT_SCHEMA, RejectRow, VariantRow
 
 
@@ -45,16 +46,16 @@ def test_derived_ids_are_path_and_absolute_row(tmp_path: Path) -> None:
     path = write(tmp_path / "a.parquet", pa.table({"text": [f"t{i}" for i in range(10)]}))
     cfg = InputConfig(paths=[str(path)])
     first, second = units(cfg)
-    docs = list(io.read_unit(second, cfg, batch_rows=2))
+    docs = list(read.read_unit(second, cfg, batch_rows=2))
     assert [d.id for d in docs] == [f"{path}#{row}" for row in range(6, 10)]
     assert [d.text for d in docs] == ["t6", "t7", "t8", "t9"]
-    assert len(list(io.read_unit(first, cfg))) == first.documents == 6
+    assert len(list(read.read_unit(first, cfg))) == first.documents == 6
 
 
 def test_configured_ids_are_strings_and_null_ids_get_a_marked_derived_id(tmp_path: Path) -> None:
     path = write(tmp_path / "a.parquet", pa.table({"text": ["x", "y", "z"], "n": [7, None, 9]}))
     cfg = InputConfig(paths=[str(path)], id_column="n")
-    docs = list(io.read_unit(units(cfg)[0], cfg))
+    docs = list(read.read_unit(units(cfg)[0], cfg))
     assert [d.id for d in docs] == ["7", f"<null-id>{path}#1", "9"]
     assert docs[1].text == "y"
 
@@ -68,13 +69,13 @@ def test_text_types_and_carried_columns(tmp_path: Path) -> None:
         "text": pa.array([b"d\xc3\xa9", b"\xffbad", None], pa.large_binary()),
         "lang": pa.array(["fr", "xx", "yy"]).dictionary_encode()}))
     cfg = InputConfig(paths=[str(tmp_path)], carry_columns=["lang"])
-    docs = [d for u in units(cfg) for d in io.read_unit(u, cfg)]
+    docs = [d for u in units(cfg) for d in read.read_unit(u, cfg)]
     assert [d.text for d in docs] == ["a", "b", "c", "c", None, "dé", None, None]
     assert [d.extra.get("lang") for d in docs] == ["en", "zh", "en", "en", None, "fr", "xx", "yy"]
     bad = docs[6]
-    assert bad.extra[io.INPUT_PROBLEM] == "invalid_utf8"
-    assert "0xff at offset 0" in bad.extra[io.INPUT_DETAIL]
-    assert io.INPUT_PROBLEM not in docs[7].extra  # a null is a null, not a decoding problem
+    assert bad.extra[read.INPUT_PROBLEM] == "invalid_utf8"
+    assert "0xff at offset 0" in bad.extra[read.INPUT_DETAIL]
+    assert read.INPUT_PROBLEM not in docs[7].extra  # a null is a null, not a decoding problem
 
 
 @pytest.mark.parametrize("id_column", [None, "n"])
@@ -83,7 +84,7 @@ def test_read_unit_ids_matches_read_unit(tmp_path: Path, id_column: str | None) 
     write(tmp_path / "a.parquet", table)
     cfg = InputConfig(paths=[str(tmp_path)], id_column=id_column)
     for unit in units(cfg, 3):
-        assert list(io.read_unit_ids(unit, cfg)) == [d.id for d in io.read_unit(unit, cfg)]
+        assert list(read.read_unit_ids(unit, cfg)) == [d.id for d in read.read_unit(unit, cfg)]
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def unit(tmp_path: Path):
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(io, "BACKOFF_START", 0.0)
+    monkeypatch.setattr(io_write, "BACKOFF_START", 0.0)
 
 
 def files_under(root: Path) -> list[str]:
@@ -107,11 +108,11 @@ def files_under(root: Path) -> list[str]:
 def test_commit_writes_data_then_rejects_then_manifest(tmp_path: Path, unit, monkeypatch) -> None:
     out = tmp_path / "out"
     schema = DATA_SCHEMA.append(pa.field("lang", pa.string()))
-    writer = io.UnitWriter(str(out), unit, schema, "zstd")
+    writer = io_write.UnitWriter(str(out), unit, schema, "zstd")
     writer.add([variant("d0", 0, lang=2), reject("d0"), variant("d0", None, lang=3)])
     assert not out.exists()  # nothing visible before commit
     written: list[str] = []
-    monkeypatch.setattr(io, "_fault_hook", written.append)
+    monkeypatch.setattr(io_write, "_fault_hook", written.append)
     manifest = writer.commit({"chunks": {"d0": 1}})
     uid = unit.id
     assert [p.split("/out/")[1] for p in written] == [
@@ -124,19 +125,19 @@ def test_commit_writes_data_then_rejects_then_manifest(tmp_path: Path, unit, mon
     assert pq.read_table(out / manifest["files"]["rejects"]).schema == REJECT_SCHEMA
     assert manifest["rows"] == {"data": 2, "rejects": 1, "reformulations": 1, "originals": 1}
     assert manifest["unit"]["row_end"] == 4 and manifest["chunks"] == {"d0": 1}
-    assert io.read_manifests(str(out)) == [manifest]
-    assert io.committed_units(str(out)) == {uid}
+    assert records.read_manifests(str(out)) == [manifest]
+    assert records.committed_units(str(out)) == {uid}
 
 
 def test_empty_outputs_still_have_both_files_with_schemas(tmp_path: Path, unit) -> None:
-    manifest = io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "none").commit({})
+    manifest = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "none").commit({})
     assert pq.read_table(tmp_path / manifest["files"]["data"]).schema == DATA_SCHEMA
     assert pq.read_table(tmp_path / manifest["files"]["rejects"]).num_rows == 0
 
 
 def test_rows_are_flushed_in_batches(tmp_path: Path, unit, monkeypatch) -> None:
-    monkeypatch.setattr(io, "FLUSH_ROWS", 3)
-    writer = io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "snappy")
+    monkeypatch.setattr(io_write, "FLUSH_ROWS", 3)
+    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "snappy")
     writer.add(variant(f"d{i}") for i in range(7))
     manifest = writer.commit({})
     meta = pq.ParquetFile(tmp_path / manifest["files"]["data"]).metadata
@@ -144,7 +145,7 @@ def test_rows_are_flushed_in_batches(tmp_path: Path, unit, monkeypatch) -> None:
 
 
 def test_a_required_column_without_value_fails_loudly(tmp_path: Path, unit) -> None:
-    writer = io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd")
+    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd")
     bad = variant("d0")
     bad.model = None  # type: ignore[assignment]
     writer.add([bad])
@@ -160,10 +161,10 @@ def test_a_transient_write_failure_is_retried(tmp_path: Path, unit, monkeypatch)
         if len(calls) <= 2:
             raise OSError("connection reset")
 
-    monkeypatch.setattr(io, "_fault_hook", flaky)
-    io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=3).commit({})
+    monkeypatch.setattr(io_write, "_fault_hook", flaky)
+    io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=3).commit({})
     assert calls[0] == calls[1] == calls[2] and len(calls) == 5
-    assert io.committed_units(str(tmp_path)) == {unit.id}
+    assert records.committed_units(str(tmp_path)) == {unit.id}
 
 
 def test_a_permanent_write_failure_names_the_path_and_leaves_no_manifest(
@@ -173,43 +174,43 @@ def test_a_permanent_write_failure_names_the_path_and_leaves_no_manifest(
         if "/rejects/" in path:
             raise OSError("disk full")
 
-    monkeypatch.setattr(io, "_fault_hook", broken)
-    writer = io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=2)
+    monkeypatch.setattr(io_write, "_fault_hook", broken)
+    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=2)
     with pytest.raises(OSError, match=rf"rejects/part-{unit.id}.parquet failed after 3 attempts"):
         writer.commit({})
-    assert io.committed_units(str(tmp_path)) == set()
+    assert records.committed_units(str(tmp_path)) == set()
     assert files_under(tmp_path) == [f"data/part-{unit.id}.parquet", "in.parquet"]  # no temp
 
 
 def test_object_store_outputs_go_through_pipe(unit) -> None:
     out = "memory://bucket/run-1"
-    io.write_json(out, "_run.json", {"fingerprint": "abc"})
-    assert io.read_json(out, "_run.json") == {"fingerprint": "abc"}
-    assert io.read_json(out, "stats.json") is None
-    assert io.committed_units(out) == set() and io.read_manifests(out) == []
-    writer = io.UnitWriter(out, unit, DATA_SCHEMA, "zstd")
+    records.write_json(out, "_run.json", {"fingerprint": "abc"})
+    assert records.read_json(out, "_run.json") == {"fingerprint": "abc"}
+    assert records.read_json(out, "stats.json") is None
+    assert records.committed_units(out) == set() and records.read_manifests(out) == []
+    writer = io_write.UnitWriter(out, unit, DATA_SCHEMA, "zstd")
     writer.add([variant("d0"), reject("d0")])
     writer.commit({"n": 1})
-    fs, root = io.output_fs(out)
+    fs, root = io_write.output_fs(out)
     assert sorted(fs.find(root)) == sorted(
         f"{root}/{name}" for name in ("_run.json", f"_manifest/{unit.id}.json",
                                       f"data/part-{unit.id}.parquet",
                                       f"rejects/part-{unit.id}.parquet"))
-    assert io.committed_units(out) == {unit.id}
-    assert [m["n"] for m in io.read_manifests(out)] == [1]
+    assert records.committed_units(out) == {unit.id}
+    assert [m["n"] for m in records.read_manifests(out)] == [1]
     fs.rm(root, recursive=True)
 
 
 def test_write_json_replaces_atomically_and_leaves_no_temp(tmp_path: Path) -> None:
-    io.write_json(str(tmp_path), "stats.json", {"a": 1})
-    io.write_json(str(tmp_path), "stats.json", {"a": 2})
-    assert io.read_json(str(tmp_path), "stats.json") == {"a": 2}
+    records.write_json(str(tmp_path), "stats.json", {"a": 1})
+    records.write_json(str(tmp_path), "stats.json", {"a": 2})
+    assert records.read_json(str(tmp_path), "stats.json") == {"a": 2}
     assert files_under(tmp_path) == ["stats.json"]
 
 
 def test_local_files_appear_only_by_rename_of_a_hidden_temp(tmp_path: Path, unit,
                                                             monkeypatch) -> None:
-    real_replace = io.os.replace
+    real_replace = io_write.os.replace
     seen: list[tuple[str, bool]] = []
 
     def replace(src: str, dst: str) -> None:
@@ -218,8 +219,8 @@ def test_local_files_appear_only_by_rename_of_a_hidden_temp(tmp_path: Path, unit
             raise OSError("rename failed")  # the temp is removed and the write retried
         real_replace(src, dst)
 
-    monkeypatch.setattr(io.os, "replace", replace)
-    io.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd").commit({})
+    monkeypatch.setattr(io_write.os, "replace", replace)
+    io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd").commit({})
     assert all(name.startswith(".") and name.endswith(".tmp") for name, _ in seen)
     assert not any(existed for _, existed in seen)  # nothing visible under the final name before
     assert len(seen) == 4 and not [p for p in files_under(tmp_path) if p.endswith(".tmp")]
@@ -252,11 +253,11 @@ def test_s3_listing_planning_reading_and_writing(monkeypatch: pytest.MonkeyPatch
         plan = make_plan(cfg, 4)
         assert [u.file for u in plan.units] == ["s3://bkt/in/a.parquet"] * 2 + \
             ["s3://bkt/in/sub/b.parquet"] * 2
-        assert [d.id for d in io.read_unit(plan.units[1], cfg)] == ["bkt/in/a.parquet#4"]
+        assert [d.id for d in read.read_unit(plan.units[1], cfg)] == ["bkt/in/a.parquet#4"]
         out = "s3://bkt/out/"
-        assert io.committed_units(out) == set() and io.read_json(out, "_run.json") is None
-        io.UnitWriter(out, plan.units[0], DATA_SCHEMA, "zstd").commit({"n": 1})
-        assert io.committed_units(out) == {plan.units[0].id}
+        assert records.committed_units(out) == set() and records.read_json(out, "_run.json") is None
+        io_write.UnitWriter(out, plan.units[0], DATA_SCHEMA, "zstd").commit({"n": 1})
+        assert records.committed_units(out) == {plan.units[0].id}
         assert len(fs.find("bkt/out")) == 3
     finally:
         server.stop()

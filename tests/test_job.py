@@ -13,13 +13,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import io
 from mga_spark.cli import build_config
-from mga_spark.demo import sample_records
-from mga_spark.job import run_job
-from mga_spark.runinfo import RunMismatch
+from mga_spark.io import records
+from mga_spark.job.runinfo import RunMismatch
+from mga_spark.job.spark import run_job
 from mga_spark.schema import DATA_SCHEMA, REJECT_SCHEMA
-from mga_spark.verify import verify
+from mga_spark.tools.demo import sample_records
+from mga_spark.tools.verify import verify
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_multi_unit_job_accounts_for_every_document(finished, corpus):
     result = verify(str(finished))
     assert result.ok, result.problems
     assert result.counts["documents"] == 11
-    manifests = io.read_manifests(str(finished))
+    manifests = records.read_manifests(str(finished))
     assert len(manifests) == result.counts["units"] >= 6  # 3 files x 2 row groups of 2 docs
     data = pq.read_table(finished / "data")
     assert data.schema.remove_metadata().equals(
@@ -140,7 +140,7 @@ def test_killed_run_resumes_to_the_same_accounting(finished, corpus, tiny_model_
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Python workers, mid-run
     proc.wait()
     done_after_kill = len(list((output / "_manifest").glob("*.json")))
-    total = len(io.read_manifests(str(finished)))
+    total = len(records.read_manifests(str(finished)))
     assert 1 <= done_after_kill < total, "the kill should land part-way"
     resumed = _run_cli(argv)
     log = resumed.communicate(timeout=600)[0]

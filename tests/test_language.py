@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mga_spark.language import UNKNOWN, detect
+from mga_spark.text.language import UNKNOWN, detect
 
 SAMPLES = {
     "en": "Volcanoes form where molten rock from deep inside the Earth reaches the surface. "

@@ -11,14 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import append, io
 from mga_spark.config import ConfigError
-from mga_spark.engine import FakeEngine
-from mga_spark.pipeline import Pipeline
-from mga_spark.plan import make_plan
+from mga_spark.core.pipeline import Pipeline
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io import read, records
+from mga_spark.io.plan import make_plan
+from mga_spark.job import append
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import Document, RejectRow, VariantRow
-from mga_spark.verify import verify
+from mga_spark.tools.verify import verify
 from tests.helpers import EN_TEXT, doc, make_config, pairs_json, scripted, stage_of
 from tests.local_run import run_local, write_input
 
@@ -161,7 +162,7 @@ def test_the_pairs_column_is_read_from_parquet(tmp_path: Path):
     cfg = make_config(input={"paths": [str(tmp_path)], "id_column": "id",
                              "pairs_column": "ga_pairs"})
     (unit,) = make_plan(cfg.input, 10).units
-    docs = list(io.read_unit(unit, cfg.input))
+    docs = list(read.read_unit(unit, cfg.input))
     assert docs[0].pairs[0]["genre"]["title"] == "Memo" and docs[1].pairs is None
     missing = make_config(input={"paths": [str(tmp_path)], "pairs_column": "nope",
                                  "on_bad_file": "skip"})
@@ -225,7 +226,7 @@ def test_append_proposes_new_pairs_after_the_old_indices(tmp_path: Path):
     result = verify(str(second))
     assert result.ok, result.problems
     assert result.counts["accounted_slots"] == result.counts["expected_slots"] == 15
-    manifests = io.read_manifests(str(second))
+    manifests = records.read_manifests(str(second))
     assert {m["pair_offset"] for m in manifests} == {5}
 
     prompts.clear()
@@ -259,7 +260,7 @@ def test_overwrite_mode_ignores_earlier_outputs(tmp_path: Path):
     out = run_local(job_config(inp, tmp_path / "r1"), scripted())
     counts = Counter(r["pair_index"] for r in rows(out, "data"))
     assert sorted(counts) == [0, 1, 2, 3, 4]
-    assert {m["pair_offset"] for m in io.read_manifests(str(out))} == {0}
+    assert {m["pair_offset"] for m in records.read_manifests(str(out))} == {0}
 
 
 def test_a_local_previous_output_is_made_absolute(tmp_path: Path, monkeypatch):

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from mga_spark.parsing import (
+from mga_spark.schema import Failure, Reason
+from mga_spark.stages.answer import (
     Audience,
-    Failure,
     GAPair,
     GAResult,
     Genre,
@@ -19,7 +19,6 @@ from mga_spark.parsing import (
     parse_ga,
     parse_judge,
 )
-from mga_spark.schema import Reason
 
 R = Reason
 

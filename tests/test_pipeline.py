@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from mga_spark.engine import FakeEngine
-from mga_spark.pipeline import Pipeline
+from mga_spark.core.pipeline import Pipeline
+from mga_spark.engine.fake import FakeEngine
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import RejectRow, VariantRow
 from tests.helpers import (

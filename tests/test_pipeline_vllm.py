@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from mga_spark.demo import sample_records
-from mga_spark.pipeline import Pipeline
+from mga_spark.core.pipeline import Pipeline
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import RejectRow, VariantRow
+from mga_spark.tools.demo import sample_records
 from tests.helpers import doc, make_config
 
 pytestmark = pytest.mark.vllm

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mga_spark.config import InputConfig
-from mga_spark.plan import InputError, list_input_files, make_plan
+from mga_spark.io.plan import InputError, list_input_files, make_plan
 
 
 def write(path: Path, table: pa.Table, row_group_size: int = 3) -> Path:

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from mga_spark import cleaning, siblings
-from mga_spark.engine import FakeEngine
-from mga_spark.pipeline import Pipeline
+from mga_spark.core.pipeline import Pipeline
+from mga_spark.engine.fake import FakeEngine
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import RejectRow, VariantRow
+from mga_spark.text import cleaning, siblings
 from tests.helpers import EN_TEXT, ZH_TEXT, doc, make_config, paraphrase, scripted, verdict_json
 
 

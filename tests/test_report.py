@@ -17,9 +17,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mga_spark import report, report_page
 from mga_spark.cli import app
-from mga_spark.verify import verify
+from mga_spark.tools.report import facts as report
+from mga_spark.tools.report import page as report_page
+from mga_spark.tools.verify import verify
 from tests.helpers import EN_TEXT, FR_TEXT, ZH_TEXT, make_config, pairs_json, scripted, verdict_json
 from tests.local_run import run_local, write_input
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mga_spark.tiny_model import MARKER, VERSION, build_tiny_model, is_current
+from mga_spark.tools.tiny_model import MARKER, VERSION, build_tiny_model, is_current
 
 
 def test_config_is_a_small_qwen3_moe(tiny_model_dir: Path) -> None:

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import io
-from mga_spark.plan import make_plan
+from mga_spark.io import records, write
+from mga_spark.io.plan import make_plan
 from mga_spark.schema import DATA_SCHEMA, RejectRow, VariantRow
-from mga_spark.verify import verify
+from mga_spark.tools.verify import verify
 from tests.helpers import make_config
 
 PAIRS = 5
@@ -59,7 +59,7 @@ def run(tmp_path: Path):
     cfg = make_config(input={"paths": [str(inp.parent)], "id_column": "doc_id"},
                       output={"path": str(out), "include_original": True},
                       ga={"num_pairs": PAIRS}, job={"unit_docs": 2})
-    io.write_json(str(out), "_run.json", {"config": cfg.redacted(),
+    records.write_json(str(out), "_run.json", {"config": cfg.redacted(),
                                           "fingerprint": cfg.fingerprint()})
     units = make_plan(cfg.input, cfg.job.unit_docs).units
     return out, units
@@ -73,7 +73,7 @@ def exact_rows() -> list[tuple[Rows, dict]]:
 
 def commit(out: Path, units: list, contents: list[tuple[Rows, dict]]) -> None:
     for unit, (rows, chunks) in zip(units, contents, strict=True):
-        writer = io.UnitWriter(str(out), unit, DATA_SCHEMA, "zstd")
+        writer = write.UnitWriter(str(out), unit, DATA_SCHEMA, "zstd")
         writer.add(rows)
         writer.commit({"chunks": chunks})
 
@@ -173,8 +173,8 @@ def test_an_output_without_a_run_record_fails(tmp_path: Path) -> None:
 
 def test_the_real_pipeline_output_verifies(tmp_path: Path) -> None:
     """Through `unit.process_unit` on the fake engine: rejects at every level still add up."""
-    from mga_spark.engine import FakeEngine
-    from mga_spark.unit import process_unit
+    from mga_spark.engine.fake import FakeEngine
+    from mga_spark.job.unit import process_unit
     from tests.helpers import EN_TEXT, scripted, verdict_json
 
     texts = [EN_TEXT, None, EN_TEXT + "\n\n" + EN_TEXT, b"\xff", EN_TEXT, EN_TEXT, "  "]
@@ -193,7 +193,7 @@ def test_the_real_pipeline_output_verifies(tmp_path: Path) -> None:
             return "not JSON"
         return verdict_json(1) if stage == "judge" and pair == 2 else None
 
-    io.write_json(str(out), "_run.json", {"config": cfg.redacted(), "fingerprint": "f"})
+    records.write_json(str(out), "_run.json", {"config": cfg.redacted(), "fingerprint": "f"})
     for unit in make_plan(cfg.input, cfg.job.unit_docs).units:
         process_unit(cfg, unit, FakeEngine(scripted(script)), str(out))
     result = verify(str(out))

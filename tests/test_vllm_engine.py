@@ -12,8 +12,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from mga_spark import vllm_engine as ve
-from mga_spark.engine import Completion, Request, run_all
+from mga_spark.engine import vllm as ve
+from mga_spark.engine.base import Completion, Request, run_all
 
 DOC = " ".join(
     ["Photosynthesis turns light, water and carbon dioxide into glucose and oxygen."] * 50

@@ -26,8 +26,9 @@ def _executor_pid() -> int:
 def probe(partition: int, hold: float) -> dict:
     from pyspark import TaskContext
 
-    from mga_spark import engines, job
     from mga_spark.config import Config
+    from mga_spark.engine import cache as engines
+    from mga_spark.job import spark as job
 
     ctx = TaskContext.get()
     started = time.time()

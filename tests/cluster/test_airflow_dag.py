@@ -98,7 +98,7 @@ def write_job_inputs(directory: Path, tiny_model_dir: Path, node: tuple[Path, Pa
     import pyarrow.parquet as pq
     import yaml
 
-    from mga_spark.demo import sample_records
+    from mga_spark.tools.demo import sample_records
 
     corpus = directory / "corpus"
     corpus.mkdir()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from spark_cluster import HOST, ROOT, free_port, kill_group, run_bounded
 
-from mga_spark.demo import sample_records
+from mga_spark.tools.demo import sample_records
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.vllm,
               pytest.mark.timeout(1500)]

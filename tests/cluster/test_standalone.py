@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from spark_cluster import ROOT, Standalone, spark_submit
 
-from mga_spark.demo import sample_records
+from mga_spark.tools.demo import sample_records
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 DEMO = ROOT / "conf" / "demo.yaml"

@@ -1,0 +1,258 @@
+"""Benchmark phases on one shared engine: record, bare engine, naive per-stage, our pipeline.
+
+A phase is timed from its first submit to its last completion and reads the engine's own
+counters (prompt, cached prompt and generated tokens) before and after, so phases that share
+one engine are compared on deltas. `Recorder` sits between a phase and the engine: it keeps
+every request and the per-request prompt and cached-prompt token counts by stage (GA, rewrite,
+judge), which the engine-wide counters cannot separate while stages overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mga_spark.config import Config
+from mga_spark.core.pipeline import Pipeline
+from mga_spark.engine.base import Completion, Engine, Request, run_all
+from mga_spark.prompts import load_prompts
+from mga_spark.schema import Document
+
+STAGES = ("ga", "rewrite", "judge")
+
+
+def stage_of(request_id: str) -> str:
+    """The stage in a pipeline request id (`...\\x1f<doc>\\x1f<chunk>\\x1f<stage>\\x1f<pair>`)."""
+    parts = request_id.split("\x1f")
+    return parts[-2] if len(parts) >= 5 else "other"
+
+
+def doc_of(request_id: str) -> str:
+    return request_id.split("\x1f")[-4]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    seconds: float
+    documents: int
+    output_tokens: float  # engine counter delta (vllm:generation_tokens)
+    prompt_tokens: float  # engine counter delta (vllm:prompt_tokens), cached ones included
+    cached_tokens: float  # engine counter delta (vllm:prompt_tokens_cached)
+    requests: dict[str, int] = field(default_factory=dict)  # by stage
+    stage_prompt_tokens: dict[str, int] = field(default_factory=dict)
+    stage_cached_tokens: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # this process (all threads); the Spark phase runs elsewhere
+    load_average: float = 0.0  # 1-minute load average at the end: other work on the machine
+    notes: dict[str, Any] = field(default_factory=dict)
+    engine_steps: int = 0  # engine iterations (in-process phases only)
+
+    @property
+    def output_tps(self) -> float:
+        return self.output_tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def total_tps(self) -> float:
+        return (self.output_tokens + self.prompt_tokens) / self.seconds if self.seconds else 0.0
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.seconds if self.seconds else 0.0
+
+    def cache_hit(self, stages: Sequence[str] | None = None) -> float | None:
+        """Cached share of prompt tokens: engine-wide, or over `stages` from per-request counts."""
+        if stages is None:
+            return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+        prompt = sum(self.stage_prompt_tokens.get(s, 0) for s in stages)
+        cached = sum(self.stage_cached_tokens.get(s, 0) for s in stages)
+        return cached / prompt if prompt else None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "output_tok_s": round(self.output_tps, 2),
+                "total_tok_s": round(self.total_tps, 2), "docs_s": round(self.docs_per_s, 4),
+                "cache_hit_all": self.cache_hit(),
+                "cache_hit_rewrite_judge": self.cache_hit(("rewrite", "judge")),
+                "output_tokens_per_step": round(self.output_tokens / self.engine_steps, 1)
+                if self.engine_steps else None}
+
+
+class Recorder:
+    """An Engine that forwards to `inner` and records requests and per-stage token counts.
+
+    `cached_by_id` is filled by a `StepTracker`."""
+
+    def __init__(self, inner: Engine, cached_by_id: dict[str, int]) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.cached_by_id = cached_by_id
+        self.requests: list[Request] = []
+        self.completions: dict[str, Completion] = {}
+        self.engine_seconds = 0.0  # inside submit and poll (prompt rendering, engine steps)
+
+    def submit(self, request: Request) -> None:
+        self.requests.append(request)
+        started = time.perf_counter()
+        self.inner.submit(request)
+        self.engine_seconds += time.perf_counter() - started
+
+    def poll(self) -> list[Completion]:
+        started = time.perf_counter()
+        done = self.inner.poll()
+        self.engine_seconds += time.perf_counter() - started
+        for c in done:
+            self.completions[c.id] = c
+        return done
+
+    def has_pending(self) -> bool:
+        return self.inner.has_pending()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def metrics(self) -> dict[str, float]:
+        return self.inner.metrics()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the Engine protocol (abort_all)
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def by_stage(self) -> tuple[Counter, Counter, Counter]:
+        """(requests, prompt tokens, cached prompt tokens) per stage, over finished requests."""
+        n, prompt, cached = Counter(), Counter(), Counter()
+        for rid, c in self.completions.items():
+            stage = stage_of(rid)
+            n[stage] += 1
+            prompt[stage] += c.prompt_tokens
+            cached[stage] += self.cached_by_id.get(rid, 0)
+        return n, prompt, cached
+
+
+class StepTracker:
+    """Counts engine steps and keeps finished requests' `num_cached_tokens` by id (vLLM reports
+    them per request on its outputs, which `Completion` does not carry). `install` wraps
+    `llm.llm_engine.step`; `remove` puts the engine's own back. Not installed, it counts
+    nothing (fake engines)."""
+
+    def __init__(self) -> None:
+        self.cached: dict[str, int] = {}
+        self.steps = 0
+        self._llm: Any = None
+
+    def install(self, llm: Any) -> StepTracker:
+        engine = llm.llm_engine
+        step = engine.step
+
+        def counting_step():
+            outputs = step()
+            self.steps += 1
+            for out in outputs:
+                if out.finished:
+                    self.cached[out.request_id] = int(out.num_cached_tokens or 0)
+            return outputs
+
+        engine.step = counting_step
+        self._llm = llm
+        return self
+
+    def remove(self) -> None:
+        if self._llm is not None:
+            self._llm.llm_engine.__dict__.pop("step", None)
+            self._llm = None
+
+
+def measure(name: str, engine: Engine, tracker: StepTracker, documents: int,
+            body: Callable[[Recorder], Any]) -> tuple[PhaseResult, Recorder]:
+    """Run `body` on a Recorder over `engine`; time it; read the engine counters around it."""
+    recorder = Recorder(engine, tracker.cached)
+    before, steps = engine.metrics(), tracker.steps
+    cpu0 = _cpu_seconds()
+    started = time.perf_counter()
+    notes = body(recorder) or {}
+    seconds = time.perf_counter() - started
+    after = engine.metrics()
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    n, prompt, cached = recorder.by_stage()
+    result = PhaseResult(
+        name, seconds, documents, delta.get("generation_tokens", 0.0),
+        delta.get("prompt_tokens", 0.0), delta.get("prompt_tokens_cached", 0.0),
+        dict(n), dict(prompt), dict(cached), _cpu_seconds() - cpu0, os.getloadavg()[0], notes,
+        engine_steps=tracker.steps - steps)
+    result.notes["output_tokens_by_stage"] = output_lengths(recorder.completions.values())
+    result.notes["outside_engine_seconds"] = round(seconds - recorder.engine_seconds, 3)
+    return result, recorder
+
+
+def output_lengths(completions: Iterable[Completion]) -> dict[str, dict]:
+    """Per stage: median, 90th percentile and largest output, and the share cut at max_tokens."""
+    by_stage: dict[str, list[Completion]] = {}
+    for c in completions:
+        by_stage.setdefault(stage_of(c.id), []).append(c)
+    out = {}
+    for stage, done in sorted(by_stage.items()):
+        lengths = sorted(c.output_tokens for c in done)
+        out[stage] = {"p50": lengths[len(lengths) // 2], "p90": lengths[int(0.9 * len(lengths))],
+                      "max": lengths[-1], "truncated": round(
+                          sum(c.finish_reason == "length" for c in done) / len(done), 3)}
+    return out
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- phase bodies -------------------------------------------------------------------------
+
+
+def pipeline_body(cfg: Config, docs: list[Document]) -> Callable[[Recorder], dict]:
+    """Our pipeline (continuous stage flow), rows consumed as they come."""
+
+    def body(engine: Recorder) -> dict:
+        pipeline = Pipeline(cfg, engine, load_prompts())
+        rows = sum(1 for _ in pipeline.run(docs))
+        counts = pipeline.stats.counts
+        return {"rows": rows, "accepted": counts.get("accepted", 0),
+                "rejected": counts.get("rejected", 0), "chunks": counts.get("chunks", 0)}
+
+    return body
+
+
+def replayed(requests: Iterable[Request], phase: str) -> list[Request]:
+    """The same requests under ids of their own (phase prefix; stage parsing still works)."""
+    return [Request(f"{phase}\x1f{r.id}", r.messages, r.max_tokens, r.temperature, r.top_p,
+                    r.json_schema, r.seed) for r in requests]
+
+
+def bare_body(requests: list[Request]) -> Callable[[Recorder], dict]:
+    """Every request at once, drained: the engine's ceiling on this workload."""
+
+    def body(engine: Recorder) -> dict:
+        run_all(engine, replayed(requests, "bare"))
+        return {}
+
+    return body
+
+
+def naive_body(requests: list[Request], batch_docs: int) -> Callable[[Recorder], dict]:
+    """Per batch of `batch_docs` documents: all GA requests, drained; then all rewrites,
+    drained; then all judges, drained (one generate(batch) per stage, as most peers do)."""
+
+    def body(engine: Recorder) -> dict:
+        order = list(dict.fromkeys(doc_of(r.id) for r in requests))
+        batches = [set(order[i:i + batch_docs]) for i in range(0, len(order), batch_docs)]
+        waves = 0
+        for batch in batches:
+            for stage in STAGES:
+                wave = [r for r in requests if stage_of(r.id) == stage and doc_of(r.id) in batch]
+                if wave:
+                    run_all(engine, replayed(wave, "naive"))
+                    waves += 1
+        return {"batch_docs": batch_docs, "batches": len(batches), "waves": waves}
+
+    return body

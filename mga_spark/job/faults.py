@@ -1,0 +1,122 @@
+"""TEST ONLY: fault injection for the Spark path. Inert unless MGA_SPARK_TEST_FAULTS is set.
+
+No configuration key, command-line flag or input data can turn it on: only this environment
+variable, which the reliability tests (tests/test_faults.py) set for one run. Local-mode Python
+workers inherit it from the driver. Production never sets it. The job calls `arm` once per unit
+(job._run_units); with the variable unset `arm` returns the engine untouched and changes nothing.
+
+The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
+  {"kind": "engine_raise", "unit": ID, "attempts": [0], "message": "..."}
+      the engine raises RuntimeError from its first poll in that unit (an engine crash, OOM);
+  {"kind": "worker_exit_after_write", "unit": ID, "attempts": [0]}
+      the Python worker exits (os._exit) after the unit's data and rejects files are written,
+      before its manifest (a worker killed mid-commit);
+  {"kind": "write_error", "unit": ID, "attempts": [0], "times": 2, "message": "..."}
+      the first `times` write attempts of the unit's data file raise OSError (a failing store);
+      more than job.write_retries makes it permanent.
+`attempts` lists the Spark task attempt numbers (0 = first) the fault fires on, or "all".
+Every firing prints one line starting with FIRED to stderr, so a test can count them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mga_spark.engine.base import Completion, Engine
+from mga_spark.io import records, write
+
+ENV = "MGA_SPARK_TEST_FAULTS"
+FIRED = "MGA_SPARK_TEST_FAULT fired"
+KINDS = ("engine_raise", "worker_exit_after_write", "write_error")
+WORKER_EXIT_CODE = 87
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    unit: str
+    attempts: tuple[int, ...] | None  # None: every attempt
+    times: int = 1_000_000
+    message: str = "injected fault"
+
+    def fires_on(self, unit_id: str, attempt: int) -> bool:
+        return self.unit == unit_id and (self.attempts is None or attempt in self.attempts)
+
+
+def parse(raw: str) -> list[Fault]:
+    """The faults in a spec; ValueError names what is wrong."""
+    try:
+        spec = json.loads(raw)
+        items = spec["faults"]
+        faults = []
+        for item in items:
+            kind = item["kind"]
+            if kind not in KINDS:
+                raise ValueError(f"unknown kind {kind!r}; known: {KINDS}")
+            attempts = item.get("attempts", "all")
+            faults.append(Fault(
+                kind, str(item["unit"]),
+                None if attempts == "all" else tuple(int(a) for a in attempts),
+                int(item.get("times", Fault.times)), str(item.get("message", Fault.message))))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{ENV}: bad fault spec ({e}): {raw[:200]!r}") from e
+    return faults
+
+
+def spec(faults: list[dict]) -> str:
+    """The environment value for these faults (for tests)."""
+    return json.dumps({"faults": faults})
+
+
+def _fired(fault: Fault, attempt: int, what: str) -> None:
+    print(f"{FIRED}: {fault.kind} unit={fault.unit} attempt={attempt}: {what}", file=sys.stderr,
+          flush=True)
+
+
+class _CrashingEngine:
+    """Delegates to the real engine; its first poll raises (requests stay in the engine)."""
+
+    def __init__(self, inner: Engine, fault: Fault, attempt: int) -> None:
+        self._inner, self._fault, self._attempt = inner, fault, attempt
+
+    def poll(self) -> list[Completion]:
+        _fired(self._fault, self._attempt, self._fault.message)
+        raise RuntimeError(self._fault.message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _write_hook(unit_id: str, faults: list[Fault], attempt: int) -> Callable[[str], None]:
+    data = f"/data/part-{unit_id}.parquet"
+    manifest = f"/{records.MANIFEST_DIR}/{unit_id}.json"
+    failed = {id(f): 0 for f in faults}
+
+    def hook(path: str) -> None:
+        for f in faults:
+            if f.kind == "write_error" and path.endswith(data) and failed[id(f)] < f.times:
+                failed[id(f)] += 1
+                _fired(f, attempt, f"write {failed[id(f)]} of {path}")
+                raise OSError(f.message)
+            if f.kind == "worker_exit_after_write" and path.endswith(manifest):
+                _fired(f, attempt, "exiting before the manifest")
+                os._exit(WORKER_EXIT_CODE)
+
+    return hook
+
+
+def arm(engine: Engine, unit_id: str, attempt: int) -> Engine:
+    """The engine to run `unit_id` with on this attempt, and the write hook for it. Without
+    MGA_SPARK_TEST_FAULTS: `engine` itself, nothing else touched."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        return engine
+    faults = [f for f in parse(raw) if f.fires_on(unit_id, attempt)]
+    write._fault_hook = _write_hook(unit_id, faults, attempt) if faults else None
+    crash = next((f for f in faults if f.kind == "engine_raise"), None)
+    return engine if crash is None else _CrashingEngine(engine, crash, attempt)  # type: ignore

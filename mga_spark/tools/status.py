@@ -1,0 +1,33 @@
+"""`mga-spark status`: how far an output directory has come, from its manifests."""
+
+from __future__ import annotations
+
+from mga_spark.config import Config
+from mga_spark.io import records
+from mga_spark.io.plan import InputError, make_plan
+from mga_spark.job import runinfo
+
+
+def status(output: str) -> dict:
+    record = records.read_json(output, runinfo.RUN_FILE)
+    if record is None:
+        return {"output": output, "state": "empty", "detail": f"no {runinfo.RUN_FILE} here"}
+    manifests = records.read_manifests(output)
+    totals = runinfo.totals(manifests)
+    cfg = Config.model_validate(record["config"])
+    try:
+        planned: int | None = len(make_plan(cfg.input, cfg.job.unit_docs).units)
+    except (InputError, OSError) as e:
+        planned, totals["plan_error"] = None, str(e)
+    stats = records.read_json(output, runinfo.STATS_FILE) or {}
+    failed = stats.get("failed_units", [])
+    state = "complete" if planned is not None and len(manifests) >= planned else "incomplete"
+    return {
+        "output": output,
+        "state": state,
+        "units_done": len(manifests),
+        "units_total": planned,
+        "failed_units_last_run": [f["unit"] for f in failed],
+        "fingerprint": record.get("fingerprint"),
+        **totals,
+    }

@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from spark_cluster import FAKE_DISCOVERY, Standalone, deps_only_python, package_zip
+
+from tests.cluster.spark_cluster import FAKE_DISCOVERY, Standalone, deps_only_python, package_zip
 
 log = logging.getLogger(__name__)
 

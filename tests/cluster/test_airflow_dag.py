@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from spark_cluster import ROOT, run_bounded
+
+from tests.cluster.spark_cluster import ROOT, run_bounded
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 HERE = Path(__file__).parent

@@ -14,7 +14,8 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from spark_cluster import FAKE_DISCOVERY, ROOT, Standalone, spark_submit
+
+from tests.cluster.spark_cluster import FAKE_DISCOVERY, ROOT, Standalone, spark_submit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 HERE = Path(__file__).parent

@@ -20,9 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_cluster import HOST, ROOT, free_port, kill_group, run_bounded
 
 from mga_spark.tools.demo import sample_records
+from tests.cluster.spark_cluster import HOST, ROOT, free_port, kill_group, run_bounded
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.vllm,
               pytest.mark.timeout(1500)]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_cluster import ROOT, Standalone, spark_submit
 
 from mga_spark.tools.demo import sample_records
+from tests.cluster.spark_cluster import ROOT, Standalone, spark_submit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 DEMO = ROOT / "conf" / "demo.yaml"

@@ -22,7 +22,7 @@ from mga_spark.tools.demo import sample_records
 from mga_spark.tools.verify import verify
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "conf" / "demo.yaml"
 BIN = Path(sys.executable).parent
 

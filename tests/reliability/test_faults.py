@@ -29,7 +29,7 @@ from mga_spark.tools.verify import verify
 from tests.fake_job import with_rewrites, write
 from tests.helpers import EN_TEXT, make_config, scripted
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

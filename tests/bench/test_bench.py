@@ -27,7 +27,7 @@ from mga_spark.config import load_config
 from mga_spark.engine.fake import FakeEngine
 from tests.helpers import make_config, scripted
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "conf" / "demo.yaml"
 
 

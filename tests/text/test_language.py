@@ -65,7 +65,7 @@ def test_deterministic():
 
 
 def test_sample_corpus_languages():
-    path = Path(__file__).parent.parent / "mga_spark" / "data" / "sample_corpus.jsonl"
+    path = Path(__file__).parents[2] / "mga_spark" / "data" / "sample_corpus.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert len({r["id"] for r in rows}) == len(rows)
     assert {"en-inject-001", "fr-001"} <= {r["id"] for r in rows}

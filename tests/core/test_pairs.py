@@ -268,6 +268,6 @@ def test_a_local_previous_output_is_made_absolute(tmp_path: Path, monkeypatch):
 
     (tmp_path / "run-1").mkdir()
     monkeypatch.chdir(tmp_path)
-    demo = Path(__file__).resolve().parents[1] / "conf" / "demo.yaml"
+    demo = Path(__file__).resolve().parents[2] / "conf" / "demo.yaml"
     cfg = build_config(demo, ["in"], "run-2", ["output.mode=append", "output.previous=run-1"])
     assert cfg.output.previous == str(tmp_path / "run-1")

@@ -21,7 +21,7 @@ from mga_spark.config import Config, GAConfig
 from mga_spark.core.pairs import History
 from mga_spark.io import records, write
 from mga_spark.io.plan import InputError, Plan, Unit
-from mga_spark.stages.answer import Audience, GAPair, Genre
+from mga_spark.schema import Audience, GAPair, Genre
 
 log = logging.getLogger(__name__)
 RUN_FILE = "_run.json"

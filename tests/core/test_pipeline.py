@@ -1,4 +1,5 @@
-"""The Spark-free pipeline on the recording fake engine: stages, accounting, flow."""
+"""The pipeline on the recording fake engine: the engine loop, the admission window, the
+dispatch of requests and answers between the stages, and every slot accounted for."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from collections import Counter
 
 import pytest
 
+from mga_spark.core import pipeline as pipeline_module
 from mga_spark.core.pipeline import Pipeline
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.prompts import load_prompts
-from mga_spark.schema import RejectRow, VariantRow
+from mga_spark.schema import GAPair, RejectRow, Stage, VariantRow
+from mga_spark.stages.base import ModelCall
+from mga_spark.stages.judge import Verdict
+from mga_spark.stages.rewrite import Rewrite
 from tests.helpers import (
     EN_TEXT,
-    FR_TEXT,
     ZH_TEXT,
     doc,
     make_config,
@@ -68,18 +72,6 @@ def test_structured_outputs_for_ga_and_judge_only():
         assert (req.json_schema is not None) == (stage in ("ga", "judge"))
 
 
-def test_input_rejects_cover_the_whole_document():
-    docs = [doc("null", None), doc("empty", ""), doc("ws", " \n\t "), doc("fr", FR_TEXT),
-            doc("ok"), doc("ok")]
-    variants, rejects, _, _ = run(docs)
-    by_id = {(r.source_id, r.reason) for r in rejects}
-    assert by_id == {("null", "null_text"), ("empty", "empty_text"), ("ws", "empty_text"),
-                     ("fr", "unsupported_language"), ("ok", "duplicate_id")}
-    assert all(r.stage == "input" and r.chunk_index is None and r.pair_index is None
-               for r in rejects)
-    assert len(variants) == 5
-
-
 def test_every_slot_ends_exactly_once_under_mixed_failures():
     def script(stage, source, chunk, pair, req):
         if stage == "ga":
@@ -125,26 +117,6 @@ def test_stages_flow_without_a_barrier():
     assert first_judge < last_ga
 
 
-def test_long_documents_are_chunked_and_counted():
-    long_text = "\n\n".join([EN_TEXT] * 6)
-    variants, rejects, engine, pipeline = run([doc("long", long_text)],
-                                              chunking={"max_tokens": 120})
-    chunks = pipeline.chunk_counts["long"]
-    assert chunks > 1
-    assert {v.chunk_index for v in variants} == set(range(chunks))
-    assert len(variants) == chunks * 5 and rejects == []
-    assert all(v.input_tokens <= 120 for v in variants)
-
-
-def test_originals_are_extra_rows_not_slots():
-    variants, _, _, _ = run([doc("a", EN_TEXT, topic="biology")],
-                            output={"include_original": True})
-    originals = [v for v in variants if v.kind == "original"]
-    assert len(originals) == 1 and originals[0].text == EN_TEXT
-    assert originals[0].pair_index is None and originals[0].id == "a/original"
-    assert all(v.extra == {"topic": "biology"} for v in variants)
-
-
 def test_boilerplate_is_stripped_before_judging():
     def script(stage, source, chunk, pair, req):
         if stage == "rewrite":
@@ -182,3 +154,46 @@ def test_seeds_are_deterministic_per_request():
     _, _, e2, _ = run([doc("a")])
     assert [r.seed for r in e1.sent] == [r.seed for r in e2.sent]
     assert len({r.seed for r in e1.sent}) == len(e1.sent)
+
+
+def test_the_admission_window_bounds_the_open_documents():
+    open_at_poll: list[int] = []
+
+    class Watched(FakeEngine):
+        def poll(self):
+            open_at_poll.append(len(pipeline.ledger.open_documents))
+            return super().poll()
+
+    engine = Watched(scripted(), batch=1)
+    pipeline = Pipeline(make_config(pipeline={"max_inflight_docs": 3}), engine, load_prompts())
+    rows = list(pipeline.run(doc(f"d{i}") for i in range(10)))
+    assert max(open_at_poll) == 3  # full, never over
+    assert len(rows) == 50 and pipeline.stats.counts["accepted"] == 50
+
+
+def test_stages_are_reached_only_through_the_dispatch_table(monkeypatch):
+    """Swapping a table entry changes what runs: the pipeline hard-codes no stage module."""
+    seen: list[tuple] = []
+
+    class SecondOpinion:  # a stand-in judge: one module's three functions
+        @staticmethod
+        def enabled(cfg):
+            return True
+
+        @staticmethod
+        def request(work, cfg, prompts):
+            rewritten = work.result(Stage.REWRITE, Rewrite).text
+            seen.append((work.result(Stage.GA, GAPair).genre.title, rewritten))
+            return ModelCall([{"role": "user", "content": rewritten}], 8, 0.0)
+
+        @staticmethod
+        def read(completion, work, cfg):
+            return Verdict(analysis=completion.text, score=5)
+
+    monkeypatch.setitem(pipeline_module.STAGES, Stage.JUDGE, SecondOpinion)
+    variants, rejects, engine, _ = run([doc("a")], lambda s, *_: "fine" if s == "judge" else None)
+    assert rejects == [] and len(variants) == 5
+    assert {(v.judge_score, v.judge_analysis) for v in variants} == {(5, "fine")}
+    assert sorted(seen) == sorted((f"Genre {i}", paraphrase(EN_TEXT, i)) for i in range(5))
+    judged = [r for r in engine.sent if stage_of(r)[0] == "judge"]
+    assert [r.max_tokens for r in judged] == [8] * 5

@@ -51,8 +51,10 @@ class Reason(str, Enum):
     WRONG_LANGUAGE = "wrong_language"
     EMPTY_AFTER_CLEANING = "empty_after_cleaning"
     NEAR_DUPLICATE_VARIANT = "near_duplicate_variant"
-    # any stage
-    ENGINE_ERROR = "engine_error"
+    # any stage: the engine's answer is not a complete one
+    ENGINE_ERROR = "engine_error"  # the engine failed the request
+    ENGINE_ABORTED = "engine_aborted"  # finish_reason "abort": stopped before it finished
+    INCOMPLETE_ANSWER = "incomplete_answer"  # any other finish reason than stop/length/error
 
 
 class PairSource(str, Enum):

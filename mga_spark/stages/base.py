@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 from mga_spark.config import Config
 from mga_spark.engine.base import Completion
 from mga_spark.prompts import Prompts
-from mga_spark.schema import Failure, GAPair, Reason, Stage
+from mga_spark.schema import Failure, GAPair, Reason, Stage, short
 
 T = TypeVar("T")
 
@@ -69,10 +69,17 @@ class StageModule(Protocol):
 
 
 def finished(completion: Completion, truncated: Failure) -> Failure | None:
-    """None when the answer is complete, else why not: `truncated` when it hit max_tokens, an
-    engine error when the engine failed the request."""
-    if completion.finish_reason == "error":
-        return Failure(Reason.ENGINE_ERROR, completion.error or "engine error")
-    if completion.finish_reason == "length":
+    """None only for a complete answer (finish_reason "stop"); otherwise why it is not one:
+    `truncated` when it hit max_tokens, an engine error, an abort, or an incomplete answer for
+    any other reason (None, or one a later vLLM adds), which never goes down the success path."""
+    reason = completion.finish_reason
+    if reason == "stop":
+        return None
+    if reason == "length":
         return truncated
-    return None
+    if reason == "error":
+        return Failure(Reason.ENGINE_ERROR, completion.error or "engine error")
+    if reason == "abort":
+        return Failure(Reason.ENGINE_ABORTED, "the engine aborted the request before it finished")
+    detail = f"finish_reason {reason!r}: only 'stop' is a complete answer"
+    return Failure(Reason.INCOMPLETE_ANSWER, short(detail))

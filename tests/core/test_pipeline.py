@@ -197,3 +197,27 @@ def test_stages_are_reached_only_through_the_dispatch_table(monkeypatch):
     assert sorted(seen) == sorted((f"Genre {i}", paraphrase(EN_TEXT, i)) for i in range(5))
     judged = [r for r in engine.sent if stage_of(r)[0] == "judge"]
     assert [r.max_tokens for r in judged] == [8] * 5
+
+
+@pytest.mark.parametrize(("finish", "reason"), [("abort", "engine_aborted"),
+                                                ("content_filter", "incomplete_answer"),
+                                                (None, "incomplete_answer")])
+@pytest.mark.parametrize("stage", ["ga", "rewrite", "judge"])
+def test_only_a_stop_is_a_complete_answer_at_every_stage(stage, finish, reason):
+    """A good-looking answer that did not finish with "stop" is a named reject, never a
+    variant: a partial rewrite would otherwise be cleaned, judged and accepted."""
+
+    def script(s, source, chunk, pair, req):
+        if s == stage and pair in (None, 1):
+            good = scripted()(req)  # exactly what a complete answer would have said
+            return (good, finish)
+        return None
+
+    variants, rejects, _, _ = run([doc("a")], script)
+    got = [(r.pair_index, r.stage, r.reason) for r in rejects]
+    if stage == "ga":
+        assert got == [(None, "ga", reason)] and variants == []
+    else:
+        assert got == [(1, stage, reason)]
+        assert sorted(v.pair_index for v in variants) == [0, 2, 3, 4]
+    assert all(r.raw_output for r in rejects)  # the model's text is kept for debugging

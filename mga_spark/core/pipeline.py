@@ -42,6 +42,15 @@ STAGES: dict[Stage, StageModule] = {
 }
 
 
+class PipelineError(RuntimeError):
+    """The pipeline cannot finish its documents: an engine fault or a bug, never bad data. The
+    unit's attempt fails (Spark retries it) instead of committing with slots missing."""
+
+
+class EngineLostRequests(PipelineError):
+    """The engine reports no pending work while requests of open documents are unanswered."""
+
+
 @dataclass(frozen=True)
 class Pending:
     """A request in the engine: its stage, its chunk, its slot (None: the chunk's GA)."""
@@ -91,13 +100,29 @@ class Pipeline:
                     self._admit(doc)
             yield from self.ledger.drain()
             if not self.engine.has_pending():
+                self._check_nothing_lost()  # else this loop would spin: nothing can ever finish
                 if exhausted:
                     break
                 continue
             for completion in self.engine.poll():
                 self._on_completion(completion)
             yield from self.ledger.drain()
-        assert not self._pending and not self.ledger.open_documents, "pipeline ended with open work"
+
+    def _check_nothing_lost(self) -> None:
+        """With the engine idle, every admitted slot must be closed (an explicit check: it also
+        runs under python -O)."""
+        lost = [f"{p.stage.value} of {p.chunk.doc.id!r} chunk {p.chunk.index}"
+                + ("" if p.pair_index is None else f" pair {p.pair_index}")
+                for p in self._pending.values()]
+        open_docs = self.ledger.open_documents
+        if not lost and not open_docs:
+            return
+        shown = "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else "")
+        raise EngineLostRequests(
+            f"the engine {self.engine.model_name!r} reports no pending work, but "
+            f"{len(lost)} request(s) are unanswered ({shown or 'none'}) and {len(open_docs)} "
+            f"document(s) open: {', '.join(repr(d) for d in open_docs[:10])}"
+            + (" ..." if len(open_docs) > 10 else ""))
 
     def _admit(self, doc: Document) -> None:
         for opened in self.intake.admit(doc):

@@ -3,12 +3,19 @@ dispatch of requests and answers between the stages, and every slot accounted fo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from mga_spark.core import pipeline as pipeline_module
-from mga_spark.core.pipeline import Pipeline
+from mga_spark.core.pipeline import EngineLostRequests, Pipeline
+from mga_spark.engine.base import Request
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import GAPair, RejectRow, Stage, VariantRow
@@ -221,3 +228,74 @@ def test_only_a_stop_is_a_complete_answer_at_every_stage(stage, finish, reason):
         assert got == [(1, stage, reason)]
         assert sorted(v.pair_index for v in variants) == [0, 2, 3, 4]
     assert all(r.raw_output for r in rejects)  # the model's text is kept for debugging
+
+
+@dataclass
+class Dropping(FakeEngine):
+    """Loses the requests `drop` picks: accepted by submit, then never answered nor pending."""
+
+    drop: Callable[[Request], bool] = lambda request: False
+
+    def submit(self, request: Request) -> None:
+        if self.drop(request):
+            self.sent.append(request)
+        else:
+            super().submit(request)
+
+
+def lose(stage: str, source: str, pair: int | None = None) -> Callable[[Request], bool]:
+    return lambda r: stage_of(r)[:2] == (stage, source) and stage_of(r)[3] == pair
+
+
+@pytest.mark.timeout(30)
+def test_a_dropped_request_with_a_full_window_is_an_error_not_a_spin():
+    """The window is full of a document whose request the engine lost, more documents wait:
+    the loop used to spin here forever at 100% CPU."""
+    engine = Dropping(scripted(), drop=lose("ga", "a"))
+    pipeline = Pipeline(make_config(pipeline={"max_inflight_docs": 1}), engine, load_prompts())
+    with pytest.raises(EngineLostRequests) as err:
+        list(pipeline.run([doc("a"), doc("b"), doc("c")]))
+    assert str(err.value) == (
+        "the engine 'fake' reports no pending work, but 1 request(s) are unanswered "
+        "(ga of 'a' chunk 0) and 1 document(s) open: 'a'")
+
+
+@pytest.mark.timeout(30)
+def test_a_dropped_request_at_the_end_names_its_slot_and_the_others_finish_first():
+    engine = Dropping(scripted(), drop=lose("rewrite", "b", 2))
+    pipeline = Pipeline(make_config(), engine, load_prompts())
+    rows = []
+    with pytest.raises(EngineLostRequests, match=r"\(rewrite of 'b' chunk 0 pair 2\) and 1 "
+                                                 r"document\(s\) open: 'b'$"):
+        rows.extend(pipeline.run([doc("a"), doc("b"), doc("c")]))
+    assert sorted({r.source_id for r in rows}) == ["a", "c"]  # b's held variants never leave
+
+
+DROP_UNDER_O = """
+from mga_spark.core.pipeline import EngineLostRequests, Pipeline
+from mga_spark.prompts import load_prompts
+from tests.core.test_pipeline import Dropping, lose
+from tests.helpers import doc, make_config, scripted
+pipeline = Pipeline(make_config(), Dropping(scripted(), drop=lose("judge", "a", 0)),
+                    load_prompts())
+try:
+    list(pipeline.run([doc("a")]))
+except EngineLostRequests as e:
+    print("raised:", e)
+else:
+    print("committed with a slot missing")
+assert False
+print("asserts stripped")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_check_survives_python_dash_o():
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-O", "-c", DROP_UNDER_O], capture_output=True, text=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=110)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "raised: the engine 'fake' reports no pending work, but 1 request(s) are unanswered "
+        "(judge of 'a' chunk 0 pair 0) and 1 document(s) open: 'a'",
+        "asserts stripped"]

@@ -185,6 +185,9 @@ class JobConfig(Strict):
     master: str | None = None  # e.g. local[2]; None: whatever spark-submit gives
     spark_conf: dict[str, str] = Field(default_factory=dict)
     write_retries: int = Field(3, ge=0)
+    unit_timeout_s: float | None = Field(
+        None, gt=0, description="a unit's attempt fails past this many seconds; None: no deadline"
+    )
 
 
 class Config(Strict):

@@ -17,6 +17,7 @@ pairs to avoid; with no slot left, no GA request is sent.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ class PipelineError(RuntimeError):
 
 class EngineLostRequests(PipelineError):
     """The engine reports no pending work while requests of open documents are unanswered."""
+
+
+class UnitDeadlineExceeded(PipelineError):
+    """The unit's documents were not finished within `job.unit_timeout_s`."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,19 @@ class Pipeline:
 
     # -- driving ---------------------------------------------------------------------------
 
-    def run(self, docs: Iterable[Document]) -> Iterator[Row]:
-        """Yield rows as they finish. Engine exceptions propagate (the task is retried)."""
+    def run(self, docs: Iterable[Document], timeout_s: float | None = None) -> Iterator[Row]:
+        """Yield rows as they finish. Engine exceptions propagate (the task is retried), and so
+        do a lost request and, past `timeout_s` (the unit's deadline, `job.unit_timeout_s`,
+        counted from the first row asked for and checked between engine steps), the deadline."""
         limit = self.cfg.pipeline.max_inflight_docs
         source = iter(docs)
         exhausted = False
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise UnitDeadlineExceeded(
+                    f"the unit is past its deadline, job.unit_timeout_s={timeout_s:g}: "
+                    f"{self._open_work()}")
             while not exhausted and len(self.ledger.open_documents) < limit:
                 doc = next(source, None)
                 if doc is None:
@@ -111,18 +123,20 @@ class Pipeline:
     def _check_nothing_lost(self) -> None:
         """With the engine idle, every admitted slot must be closed (an explicit check: it also
         runs under python -O)."""
+        if self._pending or self.ledger.open_documents:
+            raise EngineLostRequests(f"the engine {self.engine.model_name!r} reports no pending "
+                                     f"work, but {self._open_work()}")
+
+    def _open_work(self) -> str:
+        """The unanswered requests (the first five) and the open documents (the first ten)."""
         lost = [f"{p.stage.value} of {p.chunk.doc.id!r} chunk {p.chunk.index}"
                 + ("" if p.pair_index is None else f" pair {p.pair_index}")
                 for p in self._pending.values()]
-        open_docs = self.ledger.open_documents
-        if not lost and not open_docs:
-            return
+        docs = self.ledger.open_documents
         shown = "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else "")
-        raise EngineLostRequests(
-            f"the engine {self.engine.model_name!r} reports no pending work, but "
-            f"{len(lost)} request(s) are unanswered ({shown or 'none'}) and {len(open_docs)} "
-            f"document(s) open: {', '.join(repr(d) for d in open_docs[:10])}"
-            + (" ..." if len(open_docs) > 10 else ""))
+        return (f"{len(lost)} request(s) are unanswered ({shown or 'none'}) and {len(docs)} "
+                f"document(s) open: {', '.join(repr(d) for d in docs[:10])}"
+                + (" ..." if len(docs) > 10 else ""))
 
     def _admit(self, doc: Document) -> None:
         for opened in self.intake.admit(doc):

@@ -59,7 +59,7 @@ def process_unit(
     )
     engine.abort_all()  # a reused engine may hold requests of a unit that failed before
     before = dict(engine.metrics())
-    writer.add(pipeline.run(read.read_unit(unit, cfg.input)))
+    writer.add(pipeline.run(read.read_unit(unit, cfg.input), timeout_s=cfg.job.unit_timeout_s))
     seconds = time.time() - started
     after = engine.metrics()
     counts = dict(pipeline.stats.counts)

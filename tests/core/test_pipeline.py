@@ -6,17 +6,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from mga_spark.config import ConfigError
 from mga_spark.core import pipeline as pipeline_module
-from mga_spark.core.pipeline import EngineLostRequests, Pipeline
+from mga_spark.core.pipeline import EngineLostRequests, Pipeline, UnitDeadlineExceeded
 from mga_spark.engine.base import Request
 from mga_spark.engine.fake import FakeEngine
+from mga_spark.io.plan import make_plan
+from mga_spark.job.unit import process_unit
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import GAPair, RejectRow, Stage, VariantRow
 from mga_spark.stages.base import ModelCall
@@ -272,7 +278,8 @@ def test_a_dropped_request_at_the_end_names_its_slot_and_the_others_finish_first
 
 
 DROP_UNDER_O = """
-from mga_spark.core.pipeline import EngineLostRequests, Pipeline
+from mga_spark.config import ConfigError
+from mga_spark.core.pipeline import EngineLostRequests, Pipeline, UnitDeadlineExceeded
 from mga_spark.prompts import load_prompts
 from tests.core.test_pipeline import Dropping, lose
 from tests.helpers import doc, make_config, scripted
@@ -299,3 +306,49 @@ def test_the_check_survives_python_dash_o():
         "raised: the engine 'fake' reports no pending work, but 1 request(s) are unanswered "
         "(judge of 'a' chunk 0 pair 0) and 1 document(s) open: 'a'",
         "asserts stripped"]
+
+
+def slow(seconds: float) -> Callable[[Request], object]:
+    """Every stage succeeds, each answer after `seconds`."""
+    answer = scripted()
+
+    def respond(request: Request) -> object:
+        time.sleep(seconds)
+        return answer(request)
+
+    return respond
+
+
+@pytest.mark.timeout(60)
+def test_a_unit_past_its_deadline_fails_naming_the_deadline():
+    engine = FakeEngine(slow(0.01), batch=1)
+    pipeline = Pipeline(make_config(), engine, load_prompts())
+    with pytest.raises(UnitDeadlineExceeded, match=r"^the unit is past its deadline, "
+                       r"job.unit_timeout_s=0.05: \d+ request\(s\) are unanswered \(.*\) and "
+                       r"\d document\(s\) open: 'a'"):
+        list(pipeline.run([doc(x) for x in "abc"], timeout_s=0.05))
+    assert pipeline.ledger.open_documents  # it stopped with work left, not at the end
+
+
+def test_without_a_deadline_or_within_it_the_unit_finishes():
+    for timeout in (None, 600.0):
+        engine = FakeEngine(slow(0.0), batch=4)
+        rows = list(Pipeline(make_config(), engine, load_prompts()).run([doc("a")], timeout))
+        assert len(rows) == 5
+
+
+def test_the_deadline_is_job_unit_timeout_s_and_fails_the_unit_s_attempt(tmp_path):
+    """process_unit passes the setting in; the attempt commits nothing (no manifest)."""
+    pq.write_table(pa.table({"id": ["a", "b"], "text": [EN_TEXT, EN_TEXT]}),
+                   tmp_path / "in.parquet")
+    cfg = make_config(input={"paths": [str(tmp_path / "in.parquet")], "id_column": "id"},
+                      output={"path": str(tmp_path / "out")}, job={"unit_timeout_s": 0.05})
+    assert cfg.fingerprint() == make_config(
+        input={"paths": [str(tmp_path / "in.parquet")], "id_column": "id"},
+        output={"path": str(tmp_path / "out")}).fingerprint()  # not an output setting
+    (unit,) = make_plan(cfg.input, cfg.job.unit_docs).units
+    with pytest.raises(UnitDeadlineExceeded, match="job.unit_timeout_s=0.05"):
+        process_unit(cfg, unit, FakeEngine(slow(0.01), batch=1), cfg.output.path)
+    assert not list((tmp_path / "out").glob("_manifest/*"))
+    with pytest.raises(ConfigError, match="unit_timeout_s"):
+        make_config(job={"unit_timeout_s": 0})

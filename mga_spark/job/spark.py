@@ -65,8 +65,13 @@ def get_session(cfg: Config, use_config_master: bool = True, log_file: Path | No
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
-    with process_output_to(log_file):
-        return builder.getOrCreate()
+    try:
+        with process_output_to(log_file):
+            return builder.getOrCreate()
+    except Exception:
+        if log_file is not None:
+            log.error("Spark did not start; what it printed is in %s", log_file)
+        raise
 
 
 def _task_gpu() -> str | None:

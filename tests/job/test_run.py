@@ -4,6 +4,7 @@ result as the commands print it."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -106,3 +107,24 @@ def test_processes_started_inside_write_to_the_log_file(tmp_path: Path, capfd) -
     out, err = capfd.readouterr()
     assert (out, err) == ("after\n", "")
     assert log_file.read_text().splitlines() == ["child out", "child err"]
+
+
+def test_when_spark_cannot_start_the_terminal_names_the_log_that_says_why(tmp_path: Path) -> None:
+    """The JVM's own complaint goes to the log file; the terminal gets the error and its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"text": ["hello world"]}), tmp_path / "in" / "a.parquet")
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mga_spark.cli", "run", "-c", str(DEMO), "-i", str(tmp_path / "in"),
+         "-o", str(tmp_path / "out"), "--set", "model.engine_args.model=fake"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=DEMO.parents[1])
+    assert proc.returncode == 1
+    log_file = proc.stderr.splitlines()[0].removeprefix("logs: ")
+    assert f"ERROR mga_spark.job.spark: Spark did not start; what it printed is in {log_file}" \
+        in proc.stderr
+    assert "JAVA_GATEWAY_EXITED" in proc.stderr  # the error itself, in full
+    assert f"{tmp_path / 'no-java'}/bin/java" in Path(log_file).read_text()
+    assert "/bin/java" not in proc.stderr

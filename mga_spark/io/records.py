@@ -7,7 +7,8 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from mga_spark.io.write import MANIFEST_DIR, json_bytes, output_fs, write_bytes
+from mga_spark import layout
+from mga_spark.io.write import json_bytes, output_fs, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def _manifest_names(output: str) -> list[str]:
     fs, root = output_fs(output)
-    directory = f"{root}/{MANIFEST_DIR}"
+    directory = f"{root}/{layout.MANIFEST_DIR}"
     fs.invalidate_cache(directory)
     try:
         paths = fs.ls(directory, detail=False)
@@ -36,7 +37,7 @@ def discard_uncommitted(output: str, unit_ids: Iterable[str]) -> None:
     fs, root = output_fs(output)
     done = committed_units(output)
     for uid in unit_ids:
-        for name in (f"data/part-{uid}.parquet", f"rejects/part-{uid}.parquet"):
+        for name in (layout.data_file(uid), layout.rejects_file(uid)):
             if uid not in done and fs.exists(f"{root}/{name}"):
                 log.warning("removing %s/%s, left by a failed attempt of unit %s", root, name, uid)
                 fs.rm_file(f"{root}/{name}")
@@ -45,13 +46,13 @@ def discard_uncommitted(output: str, unit_ids: Iterable[str]) -> None:
 def read_manifests(output: str, workers: int = 32) -> list[dict]:
     """Every committed unit's manifest, sorted by unit id (read in `workers` threads)."""
     fs, root = output_fs(output)
-    paths = [f"{root}/{MANIFEST_DIR}/{name}" for name in _manifest_names(output)]
+    paths = [f"{root}/{layout.MANIFEST_DIR}/{name}" for name in _manifest_names(output)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return [json.loads(blob) for blob in pool.map(fs.cat_file, paths)]
 
 
 def write_json(output: str, name: str, obj: dict) -> None:
-    """Atomically write `OUTPUT/name` (e.g. `_run.json`, `stats.json`)."""
+    """Atomically write `OUTPUT/name` (e.g. `layout.RUN_FILE`, `layout.STATS_FILE`)."""
     fs, root = output_fs(output)
     write_bytes(fs, f"{root}/{name}", json_bytes(obj))
 

@@ -22,12 +22,12 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
+from mga_spark import layout
 from mga_spark.io.plan import Unit
 from mga_spark.schema import REJECT_SCHEMA, RejectRow, VariantRow
 
 log = logging.getLogger(__name__)
 
-MANIFEST_DIR = "_manifest"
 FLUSH_ROWS = 4096  # rows per Arrow batch (and Parquet row group) in output files
 BACKOFF_START = 0.5  # seconds before the first write retry; doubles each time
 
@@ -167,7 +167,7 @@ class UnitWriter:
         if self._committed:
             raise RuntimeError(f"unit {self.unit.id} is already committed")
         uid = self.unit.id
-        files = {"data": f"data/part-{uid}.parquet", "rejects": f"rejects/part-{uid}.parquet"}
+        files = {"data": layout.data_file(uid), "rejects": layout.rejects_file(uid)}
         self._write(files["data"], self._data.finish())
         self._write(files["rejects"], self._rejects.finish())
         final = {
@@ -180,7 +180,7 @@ class UnitWriter:
             "files": files,
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        self._write(f"{MANIFEST_DIR}/{uid}.json", json_bytes(final))
+        self._write(layout.manifest_file(uid), json_bytes(final))
         self._committed = True
         return final
 

@@ -1,9 +1,10 @@
 """TEST ONLY: fault injection for the Spark path. Inert unless MGA_SPARK_TEST_FAULTS is set.
 
 No configuration key, command-line flag or input data can turn it on: only this environment
-variable, which the reliability tests (tests/test_faults.py) set for one run. Local-mode Python
-workers inherit it from the driver. Production never sets it. The job calls `arm` once per unit
-(job._run_units); with the variable unset `arm` returns the engine untouched and changes nothing.
+variable, which the reliability tests (tests/reliability/test_faults.py) set for one run.
+Local-mode Python workers inherit it from the driver. Production never sets it. The job calls
+`arm` once per unit attempt (unit.attempt_unit); with the variable unset `arm` returns the engine
+untouched and changes nothing.
 
 The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
   {"kind": "engine_raise", "unit": ID, "attempts": [0], "message": "..."}
@@ -27,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mga_spark import layout
 from mga_spark.engine.base import Completion, Engine
-from mga_spark.io import records, write
+from mga_spark.io import write
 
 ENV = "MGA_SPARK_TEST_FAULTS"
 FIRED = "MGA_SPARK_TEST_FAULT fired"
@@ -93,8 +95,8 @@ class _CrashingEngine:
 
 
 def _write_hook(unit_id: str, faults: list[Fault], attempt: int) -> Callable[[str], None]:
-    data = f"/data/part-{unit_id}.parquet"
-    manifest = f"/{records.MANIFEST_DIR}/{unit_id}.json"
+    data = f"/{layout.data_file(unit_id)}"
+    manifest = f"/{layout.manifest_file(unit_id)}"
     failed = {id(f): 0 for f in faults}
 
     def hook(path: str) -> None:

@@ -9,10 +9,8 @@ from importlib import metadata
 
 from mga_spark.config import Config
 from mga_spark.io import records
+from mga_spark.layout import RUN_FILE
 from mga_spark.prompts import load_prompts
-
-RUN_FILE = "_run.json"
-STATS_FILE = "stats.json"
 
 
 class RunMismatch(RuntimeError):

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
+from mga_spark import layout
 from mga_spark.config import GAConfig, InputConfig, JobConfig
 from mga_spark.io import read, records, write
 from mga_spark.io.plan import InputError, Unit, make_plan
 
 log = logging.getLogger(__name__)
-RUN_FILE = "_run.json"
 MAX_PROBLEMS = 20
 DATA_COLUMNS = ["id", "source_id", "chunk_index", "pair_index", "kind"]
 REJECT_COLUMNS = ["source_id", "chunk_index", "pair_index", "stage"]
@@ -174,9 +174,9 @@ def check_unit(output: str, unit: Unit, s: Settings) -> UnitReport:
     """Re-read the unit's input ids and its output files; check the accounting."""
     r = UnitReport()
     where = f"unit {unit.id} ({unit.file}, rows {unit.row_start}-{unit.row_end})"
-    manifest = records.read_json(output, f"{records.MANIFEST_DIR}/{unit.id}.json") or {}
-    data = _read(output, f"data/part-{unit.id}.parquet", DATA_COLUMNS)
-    rejects = _read(output, f"rejects/part-{unit.id}.parquet", REJECT_COLUMNS)
+    manifest = records.read_json(output, layout.manifest_file(unit.id)) or {}
+    data = _read(output, layout.data_file(unit.id), DATA_COLUMNS)
+    rejects = _read(output, layout.rejects_file(unit.id), REJECT_COLUMNS)
     if data is None or rejects is None:
         r.problems.append(f"{where} has a manifest but its data or rejects file is missing")
         return r
@@ -228,9 +228,9 @@ class Problems:
 
 def verify(output: str, workers: int = 16) -> VerifyResult:
     problems = Problems()
-    record = records.read_json(output, RUN_FILE)
+    record = records.read_json(output, layout.RUN_FILE)
     if record is None:
-        problems.add(f"{output}: no {RUN_FILE}, so no run wrote here")
+        problems.add(f"{output}: no {layout.RUN_FILE}, so no run wrote here")
         return problems.result({})
     s = settings(record)
     try:

@@ -16,8 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mga_spark.tools.demo import write_sample_corpus
-from tests.helpers import pairs_json, verdict_json
-from tests.local_run import run_local
+from tests.helpers import pairs_json, run_fake, verdict_json
 
 GOLDEN = Path(__file__).parent / "golden" / "rows.json"
 BASE = {
@@ -114,7 +113,9 @@ def run_all(tmp: Path) -> dict:
         data["output"] = {**data.get("output", {}), "path": str(tmp / name)}
         cfg = load_config(None, None, data)
         wanted = cfg.ga.num_pairs - len(cfg.ga.pairs)
-        output = run_local(cfg, responder(name == "faults", wanted))
+        run = run_fake(cfg, responder(name == "faults", wanted))  # the real run_job, in process
+        assert run.result.ok, run.result.failed
+        output = run.output
         fixed = json.loads(json.dumps(data))
         fixed["input"]["paths"], fixed["output"]["path"] = ["corpus/"], "output/"
         out[name] = {

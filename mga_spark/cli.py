@@ -66,14 +66,14 @@ def build_config(config: Path, inputs: list[str] | None, output: str | None,
 def execute(cfg: Config, spark=None, use_config_master: bool = True) -> int:
     """Plan, run, print the totals; the exit code says whether every unit committed."""
     from mga_spark.io.plan import InputError, make_plan
-    from mga_spark.job.runinfo import RunMismatch
+    from mga_spark.io.write import OutputRefused  # lease, filesystem, resume refusals
     from mga_spark.job.spark import get_session, run_job
 
     try:
         plan = make_plan(cfg.input, cfg.job.unit_docs)
         spark = spark or get_session(cfg, use_config_master)
         result = run_job(cfg, spark, plan)
-    except (InputError, RunMismatch) as e:
+    except (InputError, OutputRefused) as e:
         _fail(str(e))
     stats = result.stats
     typer.echo(json.dumps({k: stats[k] for k in ("units", "planned_units", "documents",

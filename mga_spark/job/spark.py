@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mga_spark.config import Config
-from mga_spark.io import records
+from mga_spark.io import lease, records
 from mga_spark.io.plan import Plan, Unit, make_plan
 from mga_spark.job import append, card, runinfo
 from mga_spark.job.progress import ProgressView
@@ -133,7 +133,13 @@ def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bo
             ) -> JobResult:
     plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
     append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
-    runinfo.claim_output(cfg)
+    with lease.hold(cfg.output.path, cfg.job.lease_timeout_s) as held:  # one writer per output
+        return _run_held(cfg, spark, plan, show_progress, held)
+
+
+def _run_held(cfg: Config, spark, plan: Plan, show_progress: bool, held: lease.Lease
+              ) -> JobResult:
+    runinfo.claim_output(cfg, plan)  # resume: settings, pinned inputs, roll-forward
     done = records.committed_units(cfg.output.path)
     todo = [u for u in plan.units if u.id not in done]
     skipped = len(plan.units) - len(todo)
@@ -142,6 +148,7 @@ def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bo
     results: list[dict] = []
     if todo:
         spark = spark or get_session(cfg)
+        held.note(spark_app=spark.sparkContext.applicationId)
         results = _execute_all(spark, cfg, todo, plan, skipped, show_progress)
     manifests = records.read_manifests(cfg.output.path)
     stats = runinfo.totals(manifests)

@@ -158,6 +158,10 @@ def _check_changes(output: str, existing: dict, record: dict, accepted: set[str]
     return changes
 
 
+def _show(pin: dict | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted((pin or {}).items())) or "(unknown)"
+
+
 def _pin(value: Any) -> dict | None:
     return {k: v for k, v in value} if isinstance(value, tuple) else value
 
@@ -183,8 +187,8 @@ def _check_inputs(output: str, manifests: list[dict], plan: Plan, accepted: set[
             changed.setdefault(file, {"old": old, "new": planned[file], "units": 0})
             changed[file]["units"] += 1
     if changed and not accepted & {ACCEPT_INPUT, ACCEPT_ALL}:
-        shown = "\n".join(f"  {f}: {c['old']} -> {c['new']} ({c['units']} committed unit(s))"
-                          for f, c in sorted(changed.items())[:SHOWN])
+        shown = "\n".join(f"  {f}: {_show(c['old'])} -> {_show(c['new'])} ({c['units']} "
+                          "committed unit(s))" for f, c in sorted(changed.items())[:SHOWN])
         more = f"\n  ... and {len(changed) - SHOWN} more files" if len(changed) > SHOWN else ""
         raise InputChanged(
             f"{output}: input files changed since their units were committed (pinned size and "

@@ -190,7 +190,7 @@ class JobConfig(Strict):
         600, gt=0, description="a driver's lease on the output goes stale this long after its "
         "last heartbeat (one every lease_timeout_s / 10), and the next run takes it over")
     accept_changes: list[str] = Field(
-        default_factory=list, description="fingerprint keys (or 'input.files', or '*') whose "
+        default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
         "change a resume accepts knowingly; recorded in _run.json")
 
 

@@ -25,7 +25,7 @@ from mga_spark.prompts import load_prompts
 
 RUN_FILE = "_run.json"
 STATS_FILE = "stats.json"
-ACCEPT_ALL = "*"  # job.accept_changes=[*]: whatever changed, also an unlisted old fingerprint
+ACCEPT_ALL = "all"  # job.accept_changes=[all]: whatever changed, also an unlisted old fingerprint
 ACCEPT_INPUT = "input.files"  # job.accept_changes=[input.files]: changed input files
 SHOWN = 10  # changed input files named in a refusal
 MAX_IDS = 1000  # unit ids listed with an accepted change (the count is always there)

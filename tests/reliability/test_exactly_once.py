@@ -322,9 +322,11 @@ def test_an_output_of_a_release_before_fingerprint_inputs_needs_accept_all(parti
     del record["fingerprint_inputs"]
     record["fingerprint"] = "815c36db4e6f26fe"
     (out / "_run.json").write_text(json.dumps(record))
-    with pytest.raises(runinfo.RunMismatch, match="did not record what its fingerprint covers"):
+    with pytest.raises(runinfo.RunMismatch, match="did not record what its fingerprint covers"
+                       ) as refused:
         run_units(config(inputs, out))
-    assert run_units(config(inputs, out, "job.accept_changes=['*']")) == (1, 2)
+    assert "--set 'job.accept_changes=[all]'" in str(refused.value)
+    assert run_units(config(inputs, out, "job.accept_changes=[all]")) == (1, 2)
 
 
 OPERATIONAL = ["pipeline.max_inflight_docs=1", "output.compression=snappy",

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,6 +189,12 @@ class JobConfig(Strict):
     unit_timeout_s: float | None = Field(
         None, gt=0, description="a unit's attempt fails past this many seconds; None: no deadline"
     )
+    lease_timeout_s: float = Field(
+        600, gt=0, description="a driver's lease on the output goes stale this long after its "
+        "last heartbeat (one every lease_timeout_s / 10), and the next run takes it over")
+    accept_changes: list[str] = Field(
+        default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
+        "change a resume accepts knowingly; recorded in _run.json")
 
 
 class Config(Strict):
@@ -202,22 +209,62 @@ class Config(Strict):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     job: JobConfig = Field(default_factory=JobConfig)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes what a unit's output is (not where or how fast)."""
-        data = self.model_dump(mode="json", exclude={"output": {"path"}, "job": True})
-        data["unit_docs"] = self.job.unit_docs  # units are cut by it: resume must keep it
-        data["model"]["engine_args"] = {
-            k: v for k, v in data["model"]["engine_args"].items() if k in OUTPUT_AFFECTING_ARGS
-        }
-        blob = json.dumps(data, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+    def fingerprint_inputs(self, *, prompt_version: str) -> dict[str, Any]:
+        """Everything that changes a row, as flat `section.key` -> value: every setting except
+        the OPERATIONAL ones, the engine arguments in OUTPUT_AFFECTING_ARGS, the prompt version
+        and the package version. `_run.json` stores it, so a refused resume names what changed."""
+        data = self.model_dump(mode="json")
+        args = data["model"].pop("engine_args")
+        flat = {k: v for k, v in _flatten(data) if k not in OPERATIONAL
+                and not (k.startswith("job.") and k != "job.unit_docs")}
+        flat.update({f"model.engine_args.{k}": v for k, v in args.items()
+                     if k in OUTPUT_AFFECTING_ARGS})
+        flat["prompts.version"] = prompt_version
+        flat["package.version"] = package_version()
+        return flat
+
+    def fingerprint(self, *, prompt_version: str) -> str:
+        """Hash of `fingerprint_inputs`: equal exactly when no row-changing setting differs."""
+        return fingerprint_of(self.fingerprint_inputs(prompt_version=prompt_version))
 
     def redacted(self) -> dict:
         return redact(self.model_dump(mode="json"))
 
 
-# Engine arguments that change the text produced; the rest (memory, parallelism) do not.
-OUTPUT_AFFECTING_ARGS = {"model", "revision", "tokenizer", "quantization", "dtype", "seed"}
+# Engine arguments that change the text produced; the rest (memory, parallelism, batching,
+# speculative decoding, logging) do not: resuming with other values is allowed.
+OUTPUT_AFFECTING_ARGS = {
+    "model", "revision", "tokenizer", "tokenizer_revision", "tokenizer_mode", "trust_remote_code",
+    "dtype", "quantization", "load_format", "seed", "max_model_len", "served_model_name",
+    "generation_config", "override_generation_config", "kv_cache_dtype",
+    "enable_chunked_prefill", "hf_overrides",
+}
+# Settings that change where the output goes or how fast it is made, never a row. Every other
+# setting is in the fingerprint (so a new setting is, until it is declared operational here);
+# so is job.unit_docs (units are cut by it), while the rest of `job` is operational.
+OPERATIONAL = {"input.paths", "input.on_bad_file", "output.path", "output.compression",
+               "pipeline.max_inflight_docs", "model.device"}
+
+
+def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def fingerprint_of(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("mga-spark")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class ConfigError(ValueError):

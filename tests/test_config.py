@@ -62,10 +62,10 @@ def test_secrets_are_redacted_but_token_limits_are_not():
 
 
 def test_fingerprint_tracks_output_affecting_settings_only():
-    base = load_config(None, None, MODEL).fingerprint()
-    assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint() != base
-    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint() != base
+    base = load_config(None, None, MODEL).fingerprint(prompt_version="p")
+    assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint(prompt_version="p") != base
+    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint(prompt_version="p") != base
     assert load_config(None, ["model.engine_args.kv_cache_memory_bytes=1"], MODEL
-                       ).fingerprint() == base
+                       ).fingerprint(prompt_version="p") == base
     assert load_config(None, ["output.path=elsewhere", "job.master=local[1]"], MODEL
-                       ).fingerprint() == base
+                       ).fingerprint(prompt_version="p") == base

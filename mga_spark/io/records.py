@@ -8,10 +8,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from mga_spark import layout
+from mga_spark.io import commit
+from mga_spark.io.commit import MANIFEST_DIR
 from mga_spark.io.write import json_bytes, output_fs, write_bytes
 
 log = logging.getLogger(__name__)
-
+__all__ = ["MANIFEST_DIR", "committed_units", "discard_uncommitted", "read_json",
+           "read_manifests", "write_json"]
 
 
 def _manifest_names(output: str) -> list[str]:
@@ -32,15 +35,22 @@ def committed_units(output: str) -> set[str]:
 
 
 def discard_uncommitted(output: str, unit_ids: Iterable[str]) -> None:
-    """Remove the data and rejects files that failed attempts of these units left behind
-    without a manifest, so that `data/` holds committed units only."""
+    """After a run, for the units that failed on every attempt. Nothing of theirs is visible to
+    readers: an attempt publishes only after it commits. Their staged files stay under
+    `_staging/<unit>/` on purpose: a zombie attempt may still commit them, and removing them
+    would leave a committed manifest without files; they go when the unit commits (next run).
+    A failed unit that a late attempt committed meanwhile is rolled forward instead."""
     fs, root = output_fs(output)
     done = committed_units(output)
+    staged = commit.staged_units(fs, root)
     for uid in unit_ids:
-        for name in (layout.data_file(uid), layout.rejects_file(uid)):
-            if uid not in done and fs.exists(f"{root}/{name}"):
-                log.warning("removing %s/%s, left by a failed attempt of unit %s", root, name, uid)
-                fs.rm_file(f"{root}/{name}")
+        manifest = commit.read_manifest(fs, root, uid) if uid in done else None
+        if manifest is not None:
+            log.warning("unit %s failed here but another attempt committed it: finishing it", uid)
+            commit.finish(fs, root, manifest)
+        elif uid in staged:
+            log.info("unit %s did not commit; its staged attempts stay in %s/%s/%s until it does",
+                     uid, root, commit.STAGING_DIR, uid)
 
 
 def read_manifests(output: str, workers: int = 32) -> list[dict]:

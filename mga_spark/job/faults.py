@@ -13,7 +13,7 @@ The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
       the Python worker exits (os._exit) after the unit's data and rejects files are written,
       before its manifest (a worker killed mid-commit);
   {"kind": "write_error", "unit": ID, "attempts": [0], "times": 2, "message": "..."}
-      the first `times` write attempts of the unit's data file raise OSError (a failing store);
+      the first `times` write attempts of the unit's staged data file raise OSError (a bad store);
       more than job.write_retries makes it permanent.
 `attempts` lists the Spark task attempt numbers (0 = first) the fault fires on, or "all".
 Every firing prints one line starting with FIRED to stderr, so a test can count them.
@@ -28,9 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mga_spark import layout
 from mga_spark.engine.base import Completion, Engine
-from mga_spark.io import write
+from mga_spark.io import commit, records, write
 
 ENV = "MGA_SPARK_TEST_FAULTS"
 FIRED = "MGA_SPARK_TEST_FAULT fired"
@@ -95,13 +94,14 @@ class _CrashingEngine:
 
 
 def _write_hook(unit_id: str, faults: list[Fault], attempt: int) -> Callable[[str], None]:
-    data = f"/{layout.data_file(unit_id)}"
-    manifest = f"/{layout.manifest_file(unit_id)}"
+    staged = f"/{commit.STAGING_DIR}/{unit_id}/"
+    manifest = f"/{records.MANIFEST_DIR}/{unit_id}.json"
     failed = {id(f): 0 for f in faults}
 
     def hook(path: str) -> None:
         for f in faults:
-            if f.kind == "write_error" and path.endswith(data) and failed[id(f)] < f.times:
+            data = staged in path and path.endswith("/data.parquet")
+            if f.kind == "write_error" and data and failed[id(f)] < f.times:
                 failed[id(f)] += 1
                 _fired(f, attempt, f"write {failed[id(f)]} of {path}")
                 raise OSError(f.message)

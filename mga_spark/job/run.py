@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Protocol
 
 from mga_spark.config import Config, ConfigError, load_config
-from mga_spark.io import records
+from mga_spark.io import lease, records
 from mga_spark.io.plan import InputError, Plan, Unit, make_plan
+from mga_spark.io.write import OutputRefused
 from mga_spark.job import append, card, runinfo
 from mga_spark.job.logs import TERMINAL
 from mga_spark.job.progress import Progress, ProgressView
-from mga_spark.job.runinfo import RunMismatch
 from mga_spark.job.unit import EngineFor, attempt_unit
 from mga_spark.layout import STATS_FILE
 
 log = logging.getLogger(__name__)
 # Problems phrased for the user: a command prints the message and exits 2, without a traceback.
-USER_ERRORS = (ConfigError, InputError, RunMismatch)
+USER_ERRORS = (ConfigError, InputError, OutputRefused)  # lease, filesystem, resume refusals
 SUMMARY_KEYS = ("units", "planned_units", "documents", "accepted", "rejected", "acceptance",
                 "output_tokens")
 
@@ -143,7 +143,13 @@ def run_job(cfg: Config, runner: Runner, plan: Plan | None = None, show_progress
     """The job over `cfg`'s input (or `plan` of it) into `cfg.output.path`, run by `runner`."""
     plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
     append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
-    runinfo.claim_output(cfg)
+    with lease.hold(cfg.output.path, cfg.job.lease_timeout_s) as held:  # one writer per output
+        return _run_held(cfg, runner, plan, show_progress, held)
+
+
+def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held: lease.Lease
+              ) -> JobResult:
+    runinfo.claim_output(cfg, plan)  # resume: settings, pinned inputs, roll-forward
     done = records.committed_units(cfg.output.path)
     todo = [u for u in plan.units if u.id not in done]
     skipped = len(plan.units) - len(todo)
@@ -152,6 +158,9 @@ def run_job(cfg: Config, runner: Runner, plan: Plan | None = None, show_progress
     outcomes: list[dict] = []
     if todo:
         runner.prepare(cfg)
+        app = getattr(runner, "app_id", None)
+        if app:
+            held.note(spark_app=app)
         with ProgressView(len(plan.units), skipped, enabled=show_progress) as view:
             outcomes = runner.run(cfg, todo, view.update)
     failed = [o for o in outcomes if not o["ok"]]

@@ -123,6 +123,7 @@ class SparkRunner:
     def prepare(self, cfg: Config) -> None:
         if self.spark is None:
             self.spark = get_session(cfg, self.use_config_master, self.log_file)
+        self.app_id = self.spark.sparkContext.applicationId
 
     def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
         """`_execute`, and again over the units still missing when Spark aborted the job because

@@ -17,7 +17,7 @@ import pyarrow as pa
 from mga_spark.config import Config
 from mga_spark.core.pipeline import Pipeline
 from mga_spark.engine.base import Engine
-from mga_spark.io import read, write
+from mga_spark.io import commit, read
 from mga_spark.io.plan import Unit
 from mga_spark.job import append, faults
 from mga_spark.prompts import Prompts, load_prompts
@@ -54,7 +54,7 @@ def process_unit(
     prompts = prompts or load_prompts()
     history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
     pipeline = Pipeline(cfg, engine, prompts, history)
-    writer = write.UnitWriter(
+    writer = commit.UnitWriter(
         output,
         unit,
         schema or data_schema(cfg),
@@ -68,7 +68,7 @@ def process_unit(
     after = engine.metrics()
     counts = dict(pipeline.stats.counts)
     manifest = {
-        "fingerprint": cfg.fingerprint(),
+        "fingerprint": cfg.fingerprint(prompt_version=prompts.version),
         "prompt_version": prompts.version,
         "model": engine.model_name,
         "counts": counts,

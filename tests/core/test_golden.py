@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from mga_spark.prompts import load_prompts
 from mga_spark.tools.demo import write_sample_corpus
 from tests.helpers import pairs_json, run_fake, verdict_json
 
@@ -119,7 +120,8 @@ def run_all(tmp: Path) -> dict:
         fixed = json.loads(json.dumps(data))
         fixed["input"]["paths"], fixed["output"]["path"] = ["corpus/"], "output/"
         out[name] = {
-            "fingerprint": load_config(None, None, fixed).fingerprint(),
+            "fingerprint": load_config(None, None, fixed).fingerprint(
+                prompt_version=load_prompts().version),
             "data": _rows(output / "data", ["id", "kind", "pair_source", "genre", "judge_score",
                                             "language", "topic"]),
             "rejects": _rows(output / "rejects", ["source_id", "chunk_index", "pair_index",

@@ -343,9 +343,9 @@ def test_the_deadline_is_job_unit_timeout_s_and_fails_the_unit_s_attempt(tmp_pat
                    tmp_path / "in.parquet")
     cfg = make_config(input={"paths": [str(tmp_path / "in.parquet")], "id_column": "id"},
                       output={"path": str(tmp_path / "out")}, job={"unit_timeout_s": 0.05})
-    assert cfg.fingerprint() == make_config(
+    assert cfg.fingerprint(prompt_version="p") == make_config(
         input={"paths": [str(tmp_path / "in.parquet")], "id_column": "id"},
-        output={"path": str(tmp_path / "out")}).fingerprint()  # not an output setting
+        output={"path": str(tmp_path / "out")}).fingerprint(prompt_version="p")  # operational
     (unit,) = make_plan(cfg.input, cfg.job.unit_docs).units
     with pytest.raises(UnitDeadlineExceeded, match="job.unit_timeout_s=0.05"):
         process_unit(cfg, unit, FakeEngine(slow(0.01), batch=1), cfg.output.path)

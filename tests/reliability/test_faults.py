@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -144,17 +145,20 @@ def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(
     inject(monkeypatch, unit, kind="worker_exit_after_write", attempts=[0])
     with pytest.raises(WorkerDied):
         process_unit(cfg, unit, armed(unit, 0), cfg.output.path)
-    # complete data and rejects files (atomic puts), no temporary files, and no manifest
-    assert output_files(cfg) == ["_run.json", f"data/part-{unit.id}.parquet",
-                                 f"rejects/part-{unit.id}.parquet"]
+    # complete staged data and rejects files (atomic puts) where readers do not look, no
+    # temporary files, and no manifest
+    files = output_files(cfg)
+    assert files[0] == "_run.json" and len(files) == 3
+    assert [f.split("/")[:2] + f.split("/")[3:] for f in files[1:]] == [
+        ["_staging", unit.id, "data.parquet"], ["_staging", unit.id, "rejects.parquet"]]
     assert records.committed_units(cfg.output.path) == set()
-    manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: same names
+    manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: new names
     data = pq.read_table(Path(cfg.output.path) / manifest["files"]["data"])
     assert data.num_rows == manifest["rows"]["data"] == 10
-    assert len(output_files(cfg)) == 4
+    assert len(output_files(cfg)) == 4  # _run.json, manifest, data, rejects: staging removed
 
 
-def test_files_left_by_a_failed_unit_are_removed_after_the_run(two_units, monkeypatch) -> None:
+def test_a_failed_unit_leaves_nothing_where_readers_look_after_the_run(two_units, monkeypatch) -> None:
     cfg, (unit, other) = two_units
     inject(monkeypatch, unit, kind="worker_exit_after_write")  # on every attempt
 
@@ -166,7 +170,8 @@ def test_files_left_by_a_failed_unit_are_removed_after_the_run(two_units, monkey
     (failed,) = result.failed
     assert (failed["unit"], failed["attempts"]) == (unit.id, cfg.job.max_failures)
     assert failed["error"] == f"WorkerExit: {faults.WORKER_EXIT_CODE}"
-    assert output_files(cfg) == ["README.md", "_manifest/" + other.id + ".json", "_run.json",
+    visible = [f for f in output_files(cfg) if not f.startswith(("_staging/", "_lease/"))]
+    assert visible == ["README.md", "_manifest/" + other.id + ".json", "_run.json",
                                  f"data/part-{other.id}.parquet",
                                  f"rejects/part-{other.id}.parquet", "stats.json"]
     assert json.loads((Path(cfg.output.path) / "stats.json").read_text())["failed_units"] == [
@@ -190,6 +195,23 @@ def test_a_failed_attempt_is_retried_in_process_and_a_lasting_failure_reported(
     again = run_job(cfg, in_process(), show_progress=False)  # the re-run: only the missing unit
     assert (again.skipped, again.ran, again.ok) == (1, 1, True)
     assert verify(cfg.output.path).ok
+def test_a_failed_unit_leaves_nothing_where_readers_look(two_units, monkeypatch,
+                                                         no_real_exit) -> None:
+    cfg, (unit, other) = two_units
+    inject(monkeypatch, unit, kind="worker_exit_after_write")
+    with pytest.raises(WorkerDied):
+        process_unit(cfg, unit, armed(unit), cfg.output.path)
+    process_unit(cfg, other, armed(other), cfg.output.path)
+    records.discard_uncommitted(cfg.output.path, [unit.id, other.id])  # as run_job does at the end
+    visible = [f for f in output_files(cfg) if not f.startswith("_staging/")]
+    assert visible == ["_manifest/" + other.id + ".json", "_run.json",
+                       f"data/part-{other.id}.parquet", f"rejects/part-{other.id}.parquet"]
+    # the failed unit's staged files stay (a zombie attempt may still commit them) until the
+    # unit commits on a later run, which removes them
+    assert {f.split("/")[1] for f in output_files(cfg) if f.startswith("_staging/")} == {unit.id}
+    monkeypatch.delenv(faults.ENV)
+    process_unit(cfg, unit, armed(unit, 1), cfg.output.path)
+    assert not [f for f in output_files(cfg) if f.startswith("_staging/")]
 
 
 def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch, sleeps,
@@ -207,8 +229,8 @@ def test_a_lasting_write_error_is_a_clear_failure(two_units, monkeypatch, sleeps
     inject(monkeypatch, unit, kind="write_error", message="503 Slow Down")
     with pytest.raises(OSError) as err:
         process_unit(cfg, unit, armed(unit), cfg.output.path)
-    path = f"{cfg.output.path}/data/part-{unit.id}.parquet"
-    assert str(err.value) == f"writing {path} failed after 4 attempts: 503 Slow Down"
+    staged = rf"{cfg.output.path}/_staging/{unit.id}/[0-9a-f]{{16}}/data.parquet"
+    assert re.fullmatch(f"writing {staged} failed after 4 attempts: 503 Slow Down", str(err.value))
     assert sleeps == [0.5, 1.0, 2.0]  # job.write_retries=3, backoff doubling from 0.5 s
     assert output_files(cfg) == ["_run.json"]
 
@@ -330,7 +352,8 @@ def test_a_worker_that_dies_mid_commit_is_retried_without_partial_output(faulted
     for unit_id in before["committed"]:
         expected += [f"_manifest/{unit_id}.json", f"data/part-{unit_id}.parquet",
                      f"rejects/part-{unit_id}.parquet"]
-    assert [f for f in before["files"] if "/" in f] == sorted(expected)
+    assert [f for f in before["files"] if "/" in f and not f.startswith("_lease/")] == sorted(
+        expected)  # the dead attempt's staged files were removed when the retry committed
     assert not [f for f in before["files"] if f.startswith(".") or "/." in f or ".tmp" in f]
     manifest = json.loads((out / "_manifest" / f"{unit.id}.json").read_text())
     assert pq.read_metadata(out / manifest["files"]["data"]).num_rows == manifest["rows"]["data"]
@@ -344,9 +367,10 @@ def test_storage_errors_are_retried_with_backoff_then_fail_clearly(faulted) -> N
     assert units[3].id in faulted["before"]["committed"]
     assert fired(run.log, "write_error", units[4]) == ["0"] * 3 + ["1"] * 3
     bad = units[4]
-    assert (f"unit {bad.id} ({bad.file} rows 0-2) failed after 2 attempts: OSError: writing "
-            f"{out}/data/part-{bad.id}.parquet failed after 3 attempts: injected write error: "
-            "disk full") in run.stderr
+    staged = rf"{out}/_staging/{bad.id}/[0-9a-f]{{16}}/data.parquet"
+    assert re.search(rf"unit {bad.id} \({bad.file} rows 0-2\) failed after 2 attempts: OSError: "
+                     rf"writing {staged} failed after 3 attempts: injected write error: disk full",
+                     run.stderr)
 
 
 @pytest.mark.spark
@@ -400,10 +424,16 @@ def test_a_unit_whose_worker_dies_on_every_attempt_is_named_and_the_others_finis
     assert "Python worker exited unexpectedly (crashed)" in line
     before = worker_always_dies["before"]
     assert before["committed"] == {units[0].id, units[2].id}
-    assert [f for f in before["files"] if "/" in f] == sorted(  # the dead unit's files removed
+    visible = [f for f in before["files"] if "/" in f and not f.startswith(("_lease/",
+                                                                            "_staging/"))]
+    assert visible == sorted(  # nothing of the dead unit where readers look
         f"{d}/{n}" for u in (units[0], units[2]) for d, n in (
             ("_manifest", f"{u.id}.json"), ("data", f"part-{u.id}.parquet"),
             ("rejects", f"part-{u.id}.parquet")))
+    # its two attempts' staged files stay (a zombie could still commit one) until it commits
+    staged = [f.split("/") for f in before["files"] if f.startswith("_staging/")]
+    assert {s[1] for s in staged} == {bad.id} and len({s[2] for s in staged}) == 2
+    assert not [f for f in worker_always_dies["after"]["files"] if f.startswith("_staging/")]
     resumed = worker_always_dies["second"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "3 units planned, 2 already committed, 1 to run" in resumed.stderr

@@ -109,3 +109,17 @@ def test_sample_corpus_languages():
     assert {"en-inject-001", "fr-001"} <= {r["id"] for r in rows}
     for row in rows:
         assert detect(row["text"]) == row["lang"], row["id"]
+
+
+def test_any_string_gets_an_answer():
+    """Rewrites are untrusted model output: lone surrogates, controls, any plane, any case."""
+    import random
+
+    rng = random.Random(0)
+    ranges = [(0, 0x80), (0x80, 0x3000), (0xD800, 0xE000), (0x4E00, 0xA000), (0x10000, 0x110000)]
+    for _ in range(300):
+        text = "".join(chr(rng.randrange(*rng.choice(ranges)))
+                       for _ in range(rng.choice([1, 3, 40, 700])))
+        for variant in (text, text.upper()):
+            assert isinstance(detect(variant), str)
+    assert detect("\ud800" * 3000) == UNKNOWN

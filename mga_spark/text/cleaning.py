@@ -251,10 +251,7 @@ def _language_mismatch(text: str, expected: str | None, detect: Callable[[str], 
     """The detected language when it is known and differs from the expected one, else ''."""
     if not expected or expected.lower() == UNKNOWN or detect is None:
         return ""
-    try:
-        found = detect(text) or UNKNOWN
-    except Exception:  # an injected detector's failure means "unknown", never a rejection
-        return ""
+    found = detect(text) or UNKNOWN  # a detector that fails raises: never a silent pass
     base = found.lower().split("-")[0]
     if base == UNKNOWN or base == expected.lower().split("-")[0]:
         return ""

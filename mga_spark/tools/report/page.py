@@ -154,7 +154,12 @@ def _label(text: object, width: int = 48) -> str:
 
 
 def plots(f: Facts) -> dict[str, bytes]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError as e:  # matplotlib is the `report` extra, not a base dependency
+        raise ModuleNotFoundError("mga-spark report draws its plots with matplotlib, which is "
+                                  "not installed: pip install 'mga-spark[report]'",
+                                  name="matplotlib") from e
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

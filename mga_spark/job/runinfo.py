@@ -139,19 +139,21 @@ def _check_changes(output: str, existing: dict, record: dict, accepted: set[str]
             f"{existing.get('fingerprint')}, this run's is {record['fingerprint']}) that did not "
             f"record what its fingerprint covers, so the changed settings cannot be listed: "
             f"compare the config in {output}/{RUN_FILE} with this run's. Resuming could mix rows "
-            "of two generations. To start a new output, pass another --output. To resume "
-            f"anyway: --set 'job.accept_changes=[{ACCEPT_ALL}]' (recorded in {RUN_FILE}).")
+            "of two generations. To start a new output, write to a new output path (--output). "
+            f"To resume anyway: --set 'job.accept_changes=[{ACCEPT_ALL}]' (recorded in "
+            f"{RUN_FILE}).")
     changes = _changes(old, record["fingerprint_inputs"])
     refused = [k for k in changes if k not in accepted and ACCEPT_ALL not in accepted]
     if refused:
         lines = "\n".join(f"  {k}: {changes[k]['old']!r} -> {changes[k]['new']!r}"
                           for k in refused)
         raise RunMismatch(
-            f"{output} was written with other settings; resuming would mix rows of two "
-            f"generations in one output. Changed (written -> this run):\n{lines}\n"
-            f"To resume as written, use the settings in {output}/{RUN_FILE}. To start a new "
-            "output, pass another --output (or output.path). To resume anyway, the units still "
-            "to run made with the new settings, add\n"
+            f"{output} was written with different settings (fingerprint "
+            f"{existing.get('fingerprint')}, this run's {record['fingerprint']}); resuming would "
+            f"mix rows of two generations in one output. Changed (written -> this run):\n"
+            f"{lines}\nTo resume as written, use the settings in {output}/{RUN_FILE}. To start "
+            "a new output, write to a new output path (--output). To resume anyway, the units "
+            "still to run made with the new settings, add\n"
             f"  --set 'job.accept_changes=[{','.join(refused)}]'\n"
             f"(recorded in {output}/{RUN_FILE} under accepted_changes, with the units it affects).")
     return changes
@@ -192,7 +194,7 @@ def _check_inputs(output: str, manifests: list[dict], plan: Plan, accepted: set[
         raise InputChanged(
             f"{output}: input files changed since their units were committed (pinned size and "
             f"ETag or mtime differ), so the output would mix two versions of the input:\n"
-            f"{shown}{more}\nRestore the files, or start a new output (another --output). To "
+            f"{shown}{more}\nRestore the files, or write to a new output path (--output). To "
             f"keep the committed units as they are and go on: --set "
             f"'job.accept_changes=[{ACCEPT_INPUT}]' (recorded in {RUN_FILE}).")
     return changed

@@ -243,6 +243,31 @@ def test_a_stalled_driver_is_taken_over_and_both_commit_exactly_once(tmp_path, s
     assert result.ok and result.counts["staged_leftovers"] == 0, result.problems
 
 
+def test_two_first_runs_claim_a_new_output_once(tmp_path) -> None:
+    """`_run.json` is created exclusively: of two first runs with different settings that claim
+    at the same instant, one writes it and the other is refused as a mismatching resume."""
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    cfgs = [config(inputs, out, f"ga.temperature={t}") for t in (0.5, 0.9)]
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def claim(i: int) -> None:
+        barrier.wait(30)
+        try:
+            outcomes[i] = runinfo.claim_output(cfgs[i])["fingerprint_inputs"]["ga.temperature"]
+        except runinfo.RunMismatch as e:
+            outcomes[i] = str(e)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    won = [i for i, o in outcomes.items() if isinstance(o, float)]
+    assert len(won) == 1 and "ga.temperature: " in outcomes[1 - won[0]], outcomes
+    written = json.loads((out / "_run.json").read_text())["fingerprint_inputs"]["ga.temperature"]
+    assert written == outcomes[won[0]]
+
+
 # -- resume: refused after every row-changing change, allowed after operational ones ----------
 
 
@@ -287,7 +312,7 @@ def test_resume_is_refused_after_a_row_changing_change(partial, family) -> None:
         old, new = written.get(key, "(not set)"), runinfo.fingerprint_inputs(cfg)[key]
         assert old != new and f"\n  {key}: {old!r} -> {new!r}\n" in message, message
         assert f"--set 'job.accept_changes=[{key}]'" in message, message
-        assert "start a new output, pass another --output" in message
+        assert "To start a new output, write to a new output path (--output)" in message
     assert len(records.committed_units(str(out))) == 1  # nothing ran
 
 

@@ -30,6 +30,12 @@ Language = Literal["en", "zh"]
 SECRET_KEY = re.compile(
     r"(^|[._-])(secret|password|passwd|token|key|credential|credentials)($|[._-])", re.IGNORECASE
 )
+# Spark settings that put variables into the environment of the driver, the YARN application
+# master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
+# test-only MGA_SPARK_TEST_FAULTS) must not be set from a configuration file.
+PROJECT_ENV_SETTING = re.compile(
+    r"^spark\.(?:executorEnv|yarn\.appMasterEnv|kubernetes\.driverEnv|mesos\.driverEnv)\."
+    r"(?P<name>MGA_SPARK_\w*)$", re.IGNORECASE)
 
 
 class Strict(BaseModel):
@@ -185,6 +191,18 @@ class JobConfig(Strict):
     master: str | None = None  # e.g. local[2]; None: whatever spark-submit gives
     spark_conf: dict[str, str] = Field(default_factory=dict)
     write_retries: int = Field(3, ge=0)
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _no_project_environment(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            found = PROJECT_ENV_SETTING.match(key)
+            if found:
+                raise ValueError(
+                    f"{key!r} would set the environment variable {found['name']} on the cluster; "
+                    "MGA_SPARK_* variables are the project's own (fault injection is for tests "
+                    "only) and cannot be set from job.spark_conf")
+        return v
 
 
 class Config(Strict):

@@ -69,3 +69,19 @@ def test_fingerprint_tracks_output_affecting_settings_only():
                        ).fingerprint() == base
     assert load_config(None, ["output.path=elsewhere", "job.master=local[1]"], MODEL
                        ).fingerprint() == base
+
+
+
+@pytest.mark.parametrize("key", [
+    "spark.executorEnv.MGA_SPARK_TEST_FAULTS", "spark.yarn.appMasterEnv.MGA_SPARK_TEST_FAULTS",
+    "spark.kubernetes.driverEnv.MGA_SPARK_TEST_FAULTS", "spark.executorEnv.MGA_SPARK_ANYTHING",
+    "spark.executorEnv.mga_spark_test_faults",
+])
+def test_spark_conf_cannot_set_the_projects_own_environment(key):
+    with pytest.raises(ConfigError, match=r"job.spark_conf.*MGA_SPARK.*cannot be set"):
+        load_config(None, [f"job.spark_conf={{{key}: '{{\"faults\": []}}'}}"], MODEL)
+
+
+def test_spark_conf_may_set_other_environment():
+    cfg = load_config(None, ["job.spark_conf={spark.executorEnv.OMP_NUM_THREADS: '2'}"], MODEL)
+    assert cfg.job.spark_conf == {"spark.executorEnv.OMP_NUM_THREADS": "2"}

@@ -23,13 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from mga_spark.redaction import redact
+
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
-# A key is secret when one of its words (split at _ . -) is one of these ("aws_secret_access_key",
-# "hf_token"), but not "max_tokens" or "tokenizer".
-SECRET_KEY = re.compile(
-    r"(^|[._-])(secret|password|passwd|token|key|credential|credentials)($|[._-])", re.IGNORECASE
-)
 # Spark settings that put variables into the environment of the driver, the YARN application
 # master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
 # test-only MGA_SPARK_TEST_FAULTS) must not be set from a configuration file.
@@ -228,6 +225,7 @@ class Config(Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def redacted(self) -> dict:
+        """The configuration with secrets masked (`mga_spark.redaction`), for `_run.json`."""
         return redact(self.model_dump(mode="json"))
 
 
@@ -237,17 +235,6 @@ OUTPUT_AFFECTING_ARGS = {"model", "revision", "tokenizer", "quantization", "dtyp
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user."""
-
-
-def redact(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {
-            k: "***" if SECRET_KEY.search(k) and v else redact(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def apply_override(data: dict, assignment: str) -> None:

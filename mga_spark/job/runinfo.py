@@ -10,6 +10,7 @@ from importlib import metadata
 from mga_spark.config import Config
 from mga_spark.io import records
 from mga_spark.prompts import load_prompts
+from mga_spark.redaction import redact
 
 RUN_FILE = "_run.json"
 STATS_FILE = "stats.json"
@@ -40,7 +41,7 @@ def run_record(cfg: Config) -> dict:
             "pyarrow": _version("pyarrow"),
             "python": platform.python_version(),
         },
-        "model": {"model": args.get("model"), "revision": args.get("revision")},
+        "model": redact({"model": args.get("model"), "revision": args.get("revision")}),
         "prompt_version": load_prompts().version,
         "created_at": time.time(),
     }

@@ -78,12 +78,13 @@ def get_session(cfg: Config, use_config_master: bool = True):
     return builder.getOrCreate()
 
 
-def _task_gpu() -> str | None:
+def _task_gpus() -> list[str]:
+    """Every GPU address Spark assigned the task (a tensor-parallel engine uses them all)."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
     gpus = ctx.resources().get("gpu") if ctx is not None else None
-    return gpus.addresses[0] if gpus is not None and gpus.addresses else None
+    return list(gpus.addresses) if gpus is not None else []
 
 
 def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[dict]:
@@ -99,13 +100,15 @@ def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[di
     ctx = TaskContext.get()
     attempt = ctx.attemptNumber() if ctx is not None else 0
     for unit in units:
+        engine = None
         try:
-            engine = engines.engine_for(cfg, _task_gpu())
-            engine = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
-            manifest = process_unit(cfg, unit, engine, cfg.output.path)
+            engine = engines.engine_for(cfg, _task_gpus())
+            armed = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
+            manifest = process_unit(cfg, unit, armed, cfg.output.path)
             accumulator.add(Counter(manifest["counts"]) + Counter(units_done=1))
             yield {"unit": unit.id, "ok": True}
         except Exception as e:
+            engines.discard(engine, e)  # a broken engine is shut down; the next unit builds anew
             if attempt + 1 < cfg.job.max_failures:
                 raise
             log.exception("unit %s failed on its last attempt", unit.id)

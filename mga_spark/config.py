@@ -80,7 +80,9 @@ class OutputConfig(Strict):
 
 
 class ModelConfig(Strict):
-    backend: Literal["vllm"] = "vllm"
+    # vllm: the in-process vLLM engine. dry: instant canned answers that pass every check, to test
+    # a cluster, storage and scheduling without a model (the `model` column then says "dry").
+    engine: Literal["vllm", "dry"] = "vllm"
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="passed through to vllm.LLM(...)"
     )
@@ -218,6 +220,9 @@ class Config(Strict):
         """Hash of everything that changes what a unit's output is (not where or how fast)."""
         data = self.model_dump(mode="json", exclude={"output": {"path"}, "job": True})
         data["unit_docs"] = self.job.unit_docs  # units are cut by it: resume must keep it
+        # model.engine was model.backend (always "vllm"): keep that name so fingerprints of
+        # outputs written before the rename stay the same
+        data["model"]["backend"] = data["model"].pop("engine")
         data["model"]["engine_args"] = {
             k: v for k, v in data["model"]["engine_args"].items() if k in OUTPUT_AFFECTING_ARGS
         }

@@ -71,23 +71,6 @@ def test_fingerprint_tracks_output_affecting_settings_only():
                        ).fingerprint() == base
 
 
-
-@pytest.mark.parametrize("key", [
-    "spark.executorEnv.MGA_SPARK_TEST_FAULTS", "spark.yarn.appMasterEnv.MGA_SPARK_TEST_FAULTS",
-    "spark.kubernetes.driverEnv.MGA_SPARK_TEST_FAULTS", "spark.executorEnv.MGA_SPARK_ANYTHING",
-    "spark.executorEnv.mga_spark_test_faults",
-])
-def test_spark_conf_cannot_set_the_projects_own_environment(key):
-    with pytest.raises(ConfigError, match=r"job.spark_conf.*MGA_SPARK.*cannot be set"):
-        load_config(None, [f"job.spark_conf={{{key}: '{{\"faults\": []}}'}}"], MODEL)
-
-
-def test_spark_conf_may_set_other_environment():
-    cfg = load_config(None, ["job.spark_conf={spark.executorEnv.OMP_NUM_THREADS: '2'}"], MODEL)
-    assert cfg.job.spark_conf == {"spark.executorEnv.OMP_NUM_THREADS": "2"}
-
-
-
 @pytest.mark.parametrize("key", [
     "hf_token", "aws_secret_access_key", "secretKey", "accessKey", "sessionToken", "apiKey",
     "Authorization", "connection_string", "connectionString", "passphrase", "pwd", "password",
@@ -139,3 +122,27 @@ def test_the_run_record_masks_secrets_in_keys_and_in_uris():
     for secret in ("pw0rd", "SIG123", "sk-live-123", "TOK456"):
         assert secret not in red
     assert cfg.input.paths == ["https://u:pw0rd@host/a.parquet?sig=SIG123"]  # the config itself
+
+
+@pytest.mark.parametrize("key", [
+    "spark.executorEnv.MGA_SPARK_TEST_FAULTS", "spark.yarn.appMasterEnv.MGA_SPARK_TEST_FAULTS",
+    "spark.kubernetes.driverEnv.MGA_SPARK_TEST_FAULTS", "spark.executorEnv.MGA_SPARK_ANYTHING",
+    "spark.executorEnv.mga_spark_test_faults",
+])
+def test_spark_conf_cannot_set_the_projects_own_environment(key):
+    with pytest.raises(ConfigError, match=r"job.spark_conf.*MGA_SPARK.*cannot be set"):
+        load_config(None, [f"job.spark_conf={{{key}: '{{\"faults\": []}}'}}"], MODEL)
+
+
+def test_spark_conf_may_set_other_environment():
+    cfg = load_config(None, ["job.spark_conf={spark.executorEnv.OMP_NUM_THREADS: '2'}"], MODEL)
+    assert cfg.job.spark_conf == {"spark.executorEnv.OMP_NUM_THREADS": "2"}
+
+
+def test_model_engine_is_vllm_or_dry_and_part_of_the_fingerprint():
+    real = load_config(ROOT / "conf" / "demo.yaml")
+    dry = load_config(ROOT / "conf" / "demo.yaml", ["model.engine=dry"])
+    assert (real.model.engine, dry.model.engine) == ("vllm", "dry")
+    assert dry.fingerprint() != real.fingerprint()  # a dry output is never resumed for real
+    with pytest.raises(ConfigError, match=r"model.engine.*'vllm' or 'dry'.*wet"):
+        load_config(None, ["model.engine=wet"], MODEL)

@@ -50,8 +50,10 @@ def engine_for(cfg: Config, gpus: Sequence[str] = ()) -> Engine:
                      "starts a fresh worker", _lost_context)
         os._exit(WORKER_EXIT_CODE)
     model = cfg.model
-    device.bind_device(gpus, model.engine_args)
-    key = json.dumps([model.engine_args, model.device], sort_keys=True, default=str)
+    if model.engine == "vllm":
+        device.bind_device(gpus, model.engine_args)
+    key = json.dumps([model.engine, model.engine_args, model.device], sort_keys=True,
+                     default=str)
     with _lock:
         if _engine is not None and (key != _key or getattr(_engine, "failure", None)):
             _shutdown(_engine)
@@ -62,6 +64,10 @@ def engine_for(cfg: Config, gpus: Sequence[str] = ()) -> Engine:
 
 
 def _new(cfg: Config) -> Engine:
+    if cfg.model.engine == "dry":
+        from mga_spark.engine.dry import DryEngine
+
+        return DryEngine(cfg)
     from mga_spark.engine.vllm import VLLMEngine
 
     return VLLMEngine(cfg.model.engine_args, cfg.model.device)

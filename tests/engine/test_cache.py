@@ -6,12 +6,15 @@ vLLM engine inside its model runner and shows the next unit commit on the engine
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pytest
 
 from mga_spark.config import Config
 from mga_spark.engine import cache
 from mga_spark.engine.base import ContextOverflow, SystematicRequestError
+from mga_spark.engine.dry import DryEngine
 from mga_spark.engine.vllm import VLLMEngine
 from mga_spark.io import records
 from mga_spark.io.plan import make_plan
@@ -133,10 +136,15 @@ def test_on_the_cpu_an_illegal_access_message_only_rebuilds(stubs) -> None:
     assert cache.engine_for(cfg_for()) is not engine
 
 
-def test_the_engine_is_built_on_first_use_only(monkeypatch) -> None:
+def test_model_engine_picks_the_engine_class(monkeypatch) -> None:
     monkeypatch.setattr(cache, "_engine", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    dry_cfg = make_config(model={"engine": "dry", "engine_args": {"model": "m"}})
+    dry = cache.engine_for(dry_cfg, ["0", "1", "2"])  # the dry engine binds no GPU
+    assert isinstance(dry, DryEngine) and dry.model_name == "dry"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
     real = cache.engine_for(cfg_for())
-    assert isinstance(real, VLLMEngine) and real._llm is None
+    assert isinstance(real, VLLMEngine) and real._llm is None  # built on first use only
     monkeypatch.setattr(cache, "_engine", None)
 
 

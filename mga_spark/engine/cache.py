@@ -52,7 +52,9 @@ def engine_for(cfg: Config, gpus: Sequence[str] = ()) -> Engine:
     model = cfg.model
     if model.engine == "vllm":
         device.bind_device(gpus, model.engine_args)
-    key = json.dumps([model.engine, model.engine_args, model.device], sort_keys=True,
+    # the dry engine answers from the whole config (pair count, bounds, cleaning settings)
+    settings = cfg.model_dump(mode="json") if model.engine == "dry" else None
+    key = json.dumps([model.engine, model.engine_args, model.device, settings], sort_keys=True,
                      default=str)
     with _lock:
         if _engine is not None and (key != _key or getattr(_engine, "failure", None)):

@@ -143,6 +143,10 @@ def test_model_engine_picks_the_engine_class(monkeypatch) -> None:
     dry = cache.engine_for(dry_cfg, ["0", "1", "2"])  # the dry engine binds no GPU
     assert isinstance(dry, DryEngine) and dry.model_name == "dry"
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert cache.engine_for(dry_cfg) is dry
+    other = cache.engine_for(make_config(model={"engine": "dry", "engine_args": {"model": "m"}},
+                                         ga={"num_pairs": 3}))
+    assert other is not dry and other.cfg.ga.num_pairs == 3  # it answers from the whole config
     real = cache.engine_for(cfg_for())
     assert isinstance(real, VLLMEngine) and real._llm is None  # built on first use only
     monkeypatch.setattr(cache, "_engine", None)

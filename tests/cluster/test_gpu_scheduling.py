@@ -9,7 +9,6 @@ the engine of that Python worker to all of them (a tensor-parallel engine uses t
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
@@ -25,13 +24,17 @@ HERE = Path(__file__).parent
 GPU_DEFAULTS = ROOT / "conf" / "spark-defaults.gpu.conf"
 
 
-def run_probe(cluster: Standalone, tmp_path: Path, conf: dict[str, str], tasks: int,
-              hold: float, properties: Path | None = None, tensor_parallel: int = 1
-              ) -> list[dict]:
+def run_probe(cluster: Standalone, node: tuple[Path, Path], tmp_path: Path,
+              conf: dict[str, str], tasks: int, hold: float, properties: Path | None = None,
+              tensor_parallel: int = 1) -> list[dict]:
+    """Run gpu_tasks.py with the code of this checkout: the node's python sees the project's
+    dependencies only, and mga_spark comes from the shipped zip (--py-files)."""
+    python, zipped = node
     result = tmp_path / "tasks.json"
     args = ["--master", cluster.url, "--conf", "spark.ui.enabled=false",
-            "--conf", f"spark.pyspark.python={sys.executable}",
-            "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+            "--py-files", str(zipped),
+            "--conf", f"spark.pyspark.python={python}",
+            "--conf", f"spark.pyspark.driver.python={python}"]
     if properties is not None:
         args += ["--properties-file", str(properties)]
     for key, value in conf.items():
@@ -58,13 +61,13 @@ def check_bound_to_assigned(records: list[dict], per_task: int = 1,
         assert r["engine_built"] is False, r
 
 
-def test_concurrent_tasks_get_distinct_gpus_and_bind_them(standalone, tmp_path):
+def test_concurrent_tasks_get_distinct_gpus_and_bind_them(standalone, node, tmp_path):
     """One executor owning both GPUs runs two tasks at a time, one GPU each."""
     conf = {"spark.executor.cores": "2", "spark.cores.max": "2",
             "spark.executor.memory": "512m",
             "spark.executor.resource.gpu.amount": "2", "spark.task.resource.gpu.amount": "1",
             "spark.executor.resource.gpu.discoveryScript": str(FAKE_DISCOVERY)}
-    records = run_probe(standalone, tmp_path, conf, tasks=6, hold=3.0)
+    records = run_probe(standalone, node, tmp_path, conf, tasks=6, hold=3.0)
     check_bound_to_assigned(records)
     assert len({r["executor_pid"] for r in records}) == 1
     assert {r["assigned"][0] for r in records} == {"0", "1"}
@@ -84,7 +87,7 @@ def gpu_defaults() -> dict[str, str]:
     return conf
 
 
-def test_shipped_gpu_defaults_keep_each_engine_on_one_gpu(standalone, tmp_path):
+def test_shipped_gpu_defaults_keep_each_engine_on_one_gpu(standalone, node, tmp_path):
     """With conf/spark-defaults.gpu.conf every executor owns one GPU, so every reused Python
     worker (and the engine it caches) always sees the same GPU, task after task."""
     shipped = gpu_defaults()
@@ -96,7 +99,8 @@ def test_shipped_gpu_defaults_keep_each_engine_on_one_gpu(standalone, tmp_path):
     conf = {"spark.executor.cores": "1", "spark.task.cpus": "1", "spark.cores.max": "4",
             "spark.executor.memory": "512m", "spark.executor.memoryOverhead": "384m",
             "spark.executor.resource.gpu.discoveryScript": str(FAKE_DISCOVERY)}
-    records = run_probe(standalone, tmp_path, conf, tasks=16, hold=1.0, properties=GPU_DEFAULTS)
+    records = run_probe(standalone, node, tmp_path, conf, tasks=16, hold=1.0,
+                        properties=GPU_DEFAULTS)
     check_bound_to_assigned(records)
     by_worker: dict[int, set[str]] = defaultdict(set)
     by_executor: dict[int, set[str]] = defaultdict(set)
@@ -127,13 +131,15 @@ def four_gpu_node(tmp_path_factory) -> Standalone:
         cluster.stop()
 
 
-def test_tensor_parallel_tasks_bind_both_of_their_gpus_and_share_none(four_gpu_node, tmp_path):
+def test_tensor_parallel_tasks_bind_both_of_their_gpus_and_share_none(four_gpu_node, node,
+                                                                     tmp_path):
     """4 GPUs on one executor, tasks of 2 GPUs for a tensor_parallel_size=2 engine: two tasks
     run at once, each bound to its own 2 distinct GPUs, and no GPU is in two of them at once."""
     conf = {"spark.executor.cores": "2", "spark.cores.max": "2", "spark.executor.memory": "512m",
             "spark.executor.resource.gpu.amount": "4", "spark.task.resource.gpu.amount": "2",
             "spark.executor.resource.gpu.discoveryScript": str(four_gpu_node.script)}
-    records = run_probe(four_gpu_node, tmp_path, conf, tasks=6, hold=3.0, tensor_parallel=2)
+    records = run_probe(four_gpu_node, node, tmp_path, conf, tasks=6, hold=3.0,
+                        tensor_parallel=2)
     check_bound_to_assigned(records, per_task=2, offered=FOUR_GPUS)
     assert len({r["executor_pid"] for r in records}) == 1
     assert set().union(*(r["assigned"] for r in records)) == set(FOUR_GPUS)

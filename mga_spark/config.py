@@ -24,13 +24,16 @@ from pydantic import (
     model_validator,
 )
 
+from mga_spark.redaction import redact
+
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
-# A key is secret when one of its words (split at _ . -) is one of these ("aws_secret_access_key",
-# "hf_token"), but not "max_tokens" or "tokenizer".
-SECRET_KEY = re.compile(
-    r"(^|[._-])(secret|password|passwd|token|key|credential|credentials)($|[._-])", re.IGNORECASE
-)
+# Spark settings that put variables into the environment of the driver, the YARN application
+# master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
+# test-only MGA_SPARK_TEST_FAULTS) must not be set from a configuration file.
+PROJECT_ENV_SETTING = re.compile(
+    r"^spark\.(?:executorEnv|yarn\.appMasterEnv|kubernetes\.driverEnv|mesos\.driverEnv)\."
+    r"(?P<name>MGA_SPARK_\w*)$", re.IGNORECASE)
 
 
 class Strict(BaseModel):
@@ -78,7 +81,9 @@ class OutputConfig(Strict):
 
 
 class ModelConfig(Strict):
-    backend: Literal["vllm"] = "vllm"
+    # vllm: the in-process vLLM engine. dry: instant canned answers that pass every check, to test
+    # a cluster, storage and scheduling without a model (the `model` column then says "dry").
+    engine: Literal["vllm", "dry"] = "vllm"
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="passed through to vllm.LLM(...)"
     )
@@ -196,6 +201,18 @@ class JobConfig(Strict):
         default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
         "change a resume accepts knowingly; recorded in _run.json")
 
+    @field_validator("spark_conf")
+    @classmethod
+    def _no_project_environment(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            found = PROJECT_ENV_SETTING.match(key)
+            if found:
+                raise ValueError(
+                    f"{key!r} would set the environment variable {found['name']} on the cluster; "
+                    "MGA_SPARK_* variables are the project's own (fault injection is for tests "
+                    "only) and cannot be set from job.spark_conf")
+        return v
+
 
 class Config(Strict):
     input: InputConfig = Field(default_factory=InputConfig)
@@ -228,6 +245,7 @@ class Config(Strict):
         return fingerprint_of(self.fingerprint_inputs(prompt_version=prompt_version))
 
     def redacted(self) -> dict:
+        """The configuration with secrets masked (`mga_spark.redaction`), for `_run.json`."""
         return redact(self.model_dump(mode="json"))
 
 
@@ -269,17 +287,6 @@ def package_version() -> str:
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user."""
-
-
-def redact(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {
-            k: "***" if SECRET_KEY.search(k) and v else redact(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def apply_override(data: dict, assignment: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mga_spark"
 LAYERS = [
-    {"schema", "config", "layout"},
+    {"schema", "config", "layout", "redaction"},
     {"io", "engine"},
     {"stages", "text", "prompts"},
     {"core"},
@@ -26,7 +26,7 @@ LAYERS = [
     {"bench"},
     {"cli"},
 ]
-SAME_LAYER = {("stages", "text"), ("stages", "prompts")}
+SAME_LAYER = {("stages", "text"), ("stages", "prompts"), ("config", "redaction")}
 FORBIDDEN = {("stages", "mga_spark.engine.cache"), ("stages", "mga_spark.engine.vllm"),
              ("stages", "mga_spark.engine.fake"), ("stages", "mga_spark.engine.dry")}
 

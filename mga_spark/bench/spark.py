@@ -51,13 +51,11 @@ def job_config(cfg: Config, input_dir: Path, output: Path, unit_docs: int) -> Co
 
 def reset_worker_prefix_cache(_: object) -> bool:
     """Runs in the Spark Python worker: reset the cached engine's prefix cache."""
-    from mga_spark.engine import vllm as vllm_engine
+    from mga_spark.engine import cache
 
-    done = True
-    for engine in list(vllm_engine._cache.values()):
-        if engine._llm is not None:
-            done = bool(engine._llm.reset_prefix_cache()) and done
-    return done
+    engine = cache.current()
+    llm = getattr(engine, "_llm", None)
+    return llm is None or bool(llm.reset_prefix_cache())
 
 
 def spark_phase(cfg: Config, docs: list[Document], warmup: list[Document], workdir: Path,

@@ -131,11 +131,11 @@ class InProcessRunner:
         last = cfg.job.max_failures - 1
         for attempt in range(last):
             try:
-                return attempt_unit(cfg, unit, attempt, None, self.engine_for)
+                return attempt_unit(cfg, unit, attempt, (), self.engine_for)
             except Exception as e:
                 log.warning("unit %s: attempt %d of %d failed (%s: %s); retrying", unit.id,
                             attempt + 1, cfg.job.max_failures, type(e).__name__, e)
-        return attempt_unit(cfg, unit, last, None, self.engine_for)  # reports, never raises
+        return attempt_unit(cfg, unit, last, (), self.engine_for)  # reports, never raises
 
 
 def run_job(cfg: Config, runner: Runner, plan: Plan | None = None, show_progress: bool = True

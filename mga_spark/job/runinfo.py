@@ -23,6 +23,7 @@ from mga_spark.io import commit, records, write
 from mga_spark.io.plan import Plan
 from mga_spark.layout import RUN_FILE
 from mga_spark.prompts import load_prompts
+from mga_spark.redaction import redact
 
 ACCEPT_ALL = "all"  # job.accept_changes=[all]: whatever changed, also an unlisted old fingerprint
 ACCEPT_INPUT = "input.files"  # job.accept_changes=[input.files]: changed input files
@@ -56,7 +57,7 @@ def run_record(cfg: Config, inputs: dict[str, Any] | None = None) -> dict:
     args = cfg.model.engine_args
     return {
         "fingerprint": fingerprint_of(inputs),
-        "fingerprint_inputs": inputs,
+        "fingerprint_inputs": redact(inputs),  # secrets masked; the hash above is of the values
         "config": cfg.redacted(),
         "versions": {
             "mga_spark": _version("mga-spark"),
@@ -65,7 +66,7 @@ def run_record(cfg: Config, inputs: dict[str, Any] | None = None) -> dict:
             "pyarrow": _version("pyarrow"),
             "python": platform.python_version(),
         },
-        "model": {"model": args.get("model"), "revision": args.get("revision")},
+        "model": redact({"model": args.get("model"), "revision": args.get("revision")}),
         "prompt_version": inputs["prompts.version"],
         "created_at": time.time(),
     }

@@ -74,12 +74,13 @@ def get_session(cfg: Config, use_config_master: bool = True, log_file: Path | No
         raise
 
 
-def _task_gpu() -> str | None:
+def _task_gpus() -> list[str]:
+    """Every GPU address Spark assigned the task (a tensor-parallel engine uses them all)."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
     gpus = ctx.resources().get("gpu") if ctx is not None else None
-    return gpus.addresses[0] if gpus is not None and gpus.addresses else None
+    return list(gpus.addresses) if gpus is not None else []
 
 
 def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[dict]:
@@ -91,7 +92,7 @@ def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[di
     ctx = TaskContext.get()
     attempt = ctx.attemptNumber() if ctx is not None else 0
     for unit in units:
-        outcome, counts = attempt_unit(cfg, unit, attempt, _task_gpu())
+        outcome, counts = attempt_unit(cfg, unit, attempt, _task_gpus())
         accumulator.add(counts)
         yield outcome
 

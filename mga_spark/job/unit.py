@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
@@ -25,7 +25,7 @@ from mga_spark.schema import DATA_SCHEMA
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict], None]
-EngineFor = Callable[[Config, "str | None"], Engine]  # (config, task GPU address) -> engine
+EngineFor = Callable[[Config, "Sequence[str]"], Engine]  # (config, task GPU addresses) -> engine
 MAX_ERROR_CHARS = 2000
 
 
@@ -96,10 +96,11 @@ def failure(unit: Unit, attempts: int, error: str) -> dict:
             "error": error[:MAX_ERROR_CHARS]}
 
 
-def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpu: str | None = None,
+def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpus: Sequence[str] = (),
                  engine_for: EngineFor | None = None) -> tuple[dict, Counter]:
     """Attempt `attempt` (0 = first) at one unit: the process's engine (`engine_for`, by default
-    the per-process cache, bound to the task's GPU), the test-only fault hook, `process_unit`.
+    the per-process cache, bound to the task's GPUs), the test-only fault hook, `process_unit`.
+    A cached engine that broke is shut down and evicted, so the next unit builds a new one.
 
     Returns (outcome, counts to add to the job's progress). A failure raises, so the runner runs
     the unit again, except on the last allowed attempt (job.max_failures): there it is returned
@@ -107,12 +108,15 @@ def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpu: str | None = None,
     """
     from mga_spark.engine import cache as engines
 
+    engine = None
     try:
-        engine = (engine_for or engines.engine_for)(cfg, gpu)
-        engine = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
-        manifest = process_unit(cfg, unit, engine, cfg.output.path)
+        engine = (engine_for or engines.engine_for)(cfg, gpus)
+        armed = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
+        manifest = process_unit(cfg, unit, armed, cfg.output.path)
         return {"unit": unit.id, "ok": True}, Counter(manifest["counts"]) + Counter(units_done=1)
     except Exception as e:
+        if engine_for is None:
+            engines.discard(engine, e)  # a broken engine is shut down; the next unit builds anew
         if attempt + 1 < cfg.job.max_failures:
             raise
         log.exception("unit %s failed on its last attempt", unit.id)

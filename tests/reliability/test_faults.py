@@ -105,11 +105,24 @@ def test_without_the_variable_the_hook_changes_nothing(monkeypatch) -> None:
     assert io_write._fault_hook is marker
 
 
-def test_no_configuration_key_can_turn_faults_on() -> None:
+@pytest.mark.parametrize("prefix", ["spark.executorEnv", "spark.yarn.appMasterEnv",
+                                    "spark.kubernetes.driverEnv"])
+def test_no_configuration_key_can_turn_faults_on(prefix: str) -> None:
+    """The one real route, job.spark_conf putting the variable into the workers' environment
+    (PySpark copies spark.executorEnv.* there), is refused when the config loads; no field of
+    the config names faults."""
+    from mga_spark.config import ConfigError, load_config
+    from mga_spark.job.spark import spark_conf
+
     names = field_names(Config)
     assert {"input", "text_column", "job", "write_retries"} <= names
     assert not [n for n in names if "fault" in n or "test" in n]
-    assert faults.ENV == "MGA_SPARK_TEST_FAULTS"
+    arming = faults.spec([{"kind": "engine_raise", "unit": "u", "attempts": "all"}])
+    ok = make_config(job={"spark_conf": {f"{prefix}.OMP_NUM_THREADS": "1"}})
+    assert spark_conf(ok)[f"{prefix}.OMP_NUM_THREADS"] == "1"  # the route reaches the session
+    with pytest.raises(ConfigError, match=f"{faults.ENV}.*cannot be set from job.spark_conf"):
+        load_config(None, [f"job.spark_conf={json.dumps({f'{prefix}.{faults.ENV}': arming})}"],
+                    {"model": {"engine_args": {"model": "fake"}}})
 
 
 def test_a_bad_spec_is_named(monkeypatch) -> None:
@@ -158,7 +171,8 @@ def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(
     assert len(output_files(cfg)) == 4  # _run.json, manifest, data, rejects: staging removed
 
 
-def test_a_failed_unit_leaves_nothing_where_readers_look_after_the_run(two_units, monkeypatch) -> None:
+def test_a_failed_unit_leaves_nothing_where_readers_look_after_the_run(two_units,
+                                                                     monkeypatch) -> None:
     cfg, (unit, other) = two_units
     inject(monkeypatch, unit, kind="worker_exit_after_write")  # on every attempt
 

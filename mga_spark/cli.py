@@ -12,7 +12,6 @@ from mga_spark import layout
 from mga_spark.config import Config, ConfigError
 from mga_spark.job import logs
 from mga_spark.job.run import USER_ERRORS, JobResult, build_config, execute
-from mga_spark.tools import demo as demo_mod
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Massive Genre-Audience reformulation of Parquet corpora on Spark + vLLM.")
@@ -24,8 +23,6 @@ OutputOpt = Annotated[str | None, typer.Option("--output", "-o",  # noqa: UP007
                       help="output URI; overrides output.path")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s",  # noqa: UP007
                    help="override a config key, e.g. --set ga.num_pairs=3 (repeatable)")]
-
-
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v",
                       help="engine and Spark logs on the terminal instead of in the log file")]
 
@@ -77,6 +74,8 @@ def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("
          config: Annotated[Path, typer.Option(help="demo config")] = Path("conf/demo.yaml"),
          verbose: VerboseOpt = False) -> None:
     """The whole job on local Spark with the tiny CPU model over the shipped sample corpus."""
+    from mga_spark.tools import demo as demo_mod
+
     log_file = _start_logging(str(output), verbose)
     try:
         result = demo_mod.run_demo(output, config, log_file)
@@ -168,10 +167,11 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
 @app.command("make-tiny-model")
 def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to write it")]) -> None:
     """Write the random-weight Qwen3-MoE checkpoint and tokenizer used on the CPU."""
+    from mga_spark.tools.demo import sample_texts
     from mga_spark.tools.tiny_model import build_tiny_model
 
     logs.setup_logging()
-    typer.echo(str(build_tiny_model(directory, demo_mod.sample_texts())))
+    typer.echo(str(build_tiny_model(directory, sample_texts())))
 
 
 def main(argv: list[str] | None = None) -> None:

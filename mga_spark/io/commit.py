@@ -36,6 +36,9 @@ retry, an Airflow retry while the first application still runs). Each runs these
 Readers of `data/` therefore see a unit's file only after its manifest exists, whole, and from
 the one attempt that committed. `verify` checks each manifest's row counts against the published
 files' Parquet footers and that `data/` and `rejects/` hold no file that no manifest lists.
+
+Over 300 lines (just) because the five steps, the roll-forward and the loser's cleanup are
+one protocol and are easier to review in one file.
 """
 
 from __future__ import annotations

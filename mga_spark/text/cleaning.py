@@ -6,6 +6,9 @@ bigrams (keywords) and character 8-grams (copying). A rewrite whose script diffe
 source's (a translation) has no keyword coverage: `None`, not a rejection.
 
 Cost: source-side work is cached for the last few sources (a document's rewrites share it).
+
+Over 300 lines because the boilerplate patterns (English and Chinese), keyword coverage
+and copy detection share one tokenisation; split them and each re-tokenises the rewrite.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ The files themselves (the commit protocol, io/commit.py): each manifest's row co
 published files' Parquet footers, every file it lists exists, `data/` and `rejects/` hold no file
 that no manifest lists, and each committed unit's input file still has the size and ETag (or
 mtime) pinned in its manifest.
+
+Over 300 lines because the accounting rules above are checked in one pass per unit; the
+file checks (footers, strays) sit next to them so one read of a unit serves both.
 """
 
 from __future__ import annotations

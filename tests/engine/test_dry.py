@@ -109,3 +109,20 @@ def test_a_budget_too_small_for_the_answer_ends_with_length_not_a_hidden_cut() -
                                    10, json_schema=schema)])
     c = out["n\x1fd\x1f0\x1fga\x1fNone"]
     assert c.finish_reason == "length" and c.output_tokens == 10
+
+
+@pytest.mark.spark
+def test_a_spark_run_with_the_dry_engine_accepts_every_slot(spark, tmp_path: Path) -> None:
+    """The job on local Spark with --set model.engine=dry: the Python workers build the dry
+    engine through the job's own lookup, no model anywhere."""
+    from mga_spark.job.spark import run_job
+
+    en_and_zh_corpus(tmp_path / "in")
+    cfg = load_config(ROOT / "conf" / "demo.yaml", [
+        "model.engine=dry", f"input.paths=[{tmp_path / 'in'}]", "input.carry_columns=[]",
+        f"output.path={tmp_path / 'out'}", "job.unit_docs=7"])
+    result = run_job(cfg, spark=spark, show_progress=False)
+    assert result.ok and result.ran == result.planned >= 5
+    assert result.stats["rejected"] == 0 and result.stats["acceptance"] == 1.0
+    assert {r["model"] for r in pq.read_table(tmp_path / "out" / "data").to_pylist()} == {"dry"}
+    assert verify(cfg.output.path).ok

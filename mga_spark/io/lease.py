@@ -54,13 +54,34 @@ def _boot_id() -> str | None:
         return None
 
 
-def _started(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (tells a reused pid apart)."""
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process, from /proc; None if unread."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], fields[19]
     except (OSError, IndexError):
         return None
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (tells a reused pid apart)."""
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def _gone(pid: int, started: str | None) -> bool:
+    """Whether the process `pid` of this machine that started at `started` no longer runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    stat = _stat(pid)
+    if stat is None or started is None:
+        return False  # cannot tell: wait for the timeout
+    return stat[0] == "Z" or stat[1] != started  # killed but not reaped, or pid reused
 
 
 @dataclass
@@ -90,7 +111,7 @@ class Holder:
         if now - self.heartbeat > self.timeout_s:
             return f"no heartbeat for {now - self.heartbeat:.0f} s > {self.timeout_s:.0f} s"
         if (self.host == socket.gethostname() and self.boot is not None
-                and self.boot == _boot_id() and _started(self.pid) != self.started):
+                and self.boot == _boot_id() and _gone(self.pid, self.started)):
             return f"process {self.pid} on this host is gone"
         return None
 

@@ -138,7 +138,8 @@ def start_holder(output: str, timeout_s: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reaped", [True, False])
+def test_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_path: Path, reaped) -> None:
     out = str(tmp_path / "out")
     proc = start_holder(out, 600)
     try:
@@ -146,11 +147,16 @@ def test_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_path: Path) -> N
             lease.Lease(out, 600).acquire()
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        if reaped:
+            proc.wait()
+        else:  # dead but not yet waited for by its parent: a zombie
+            while lease._stat(proc.pid) is not None and lease._stat(proc.pid)[0] != "Z":
+                time.sleep(0.01)
     started = time.time()
     with lease.hold(out, 600) as taker:  # no wait for the 600 s timeout: its pid is gone
         assert taker.generation == 2
     assert time.time() - started < 5
+    proc.wait()
 
 
 def test_a_stopped_driver_is_taken_over_after_the_timeout(tmp_path: Path) -> None:

@@ -115,13 +115,14 @@ def test_a_budget_too_small_for_the_answer_ends_with_length_not_a_hidden_cut() -
 def test_a_spark_run_with_the_dry_engine_accepts_every_slot(spark, tmp_path: Path) -> None:
     """The job on local Spark with --set model.engine=dry: the Python workers build the dry
     engine through the job's own lookup, no model anywhere."""
-    from mga_spark.job.spark import run_job
+    from mga_spark.job.run import run_job
+    from mga_spark.job.spark import SparkRunner
 
     en_and_zh_corpus(tmp_path / "in")
     cfg = load_config(ROOT / "conf" / "demo.yaml", [
-        "model.engine=dry", f"input.paths=[{tmp_path / 'in'}]", "input.carry_columns=[]",
+        "model.engine=dry", f"input.paths=[{tmp_path / 'in'}]", "input.id_column=id",
         f"output.path={tmp_path / 'out'}", "job.unit_docs=7"])
-    result = run_job(cfg, spark=spark, show_progress=False)
+    result = run_job(cfg, SparkRunner(spark), show_progress=False)
     assert result.ok and result.ran == result.planned >= 5
     assert result.stats["rejected"] == 0 and result.stats["acceptance"] == 1.0
     assert {r["model"] for r in pq.read_table(tmp_path / "out" / "data").to_pylist()} == {"dry"}

@@ -107,7 +107,7 @@ def test_a_remote_holder_is_refused_while_it_beats_and_taken_over_once_stale(out
     _write_holder(output, 2, heartbeat=time.time() - 61)  # 61 s without heartbeat > 60 s
     with lease.hold(output, 600) as taker:
         assert taker.generation == 3
-    assert "no heartbeat for 61 s > 60 s" in caplog.text
+    assert re.search(r"no heartbeat for 6\d s > 60 s", caplog.text)  # 61 s, plus any delay
 
 
 def test_a_holder_that_stalls_past_the_timeout_loses_the_lease(output) -> None:

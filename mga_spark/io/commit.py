@@ -1,7 +1,9 @@
 """The commit protocol of a unit: exactly one attempt commits, readers see only committed units.
 
 Any number of attempts of one unit may run at once (a lost executor that keeps running, a Spark
-retry, an Airflow retry while the first application still runs). Each runs these steps:
+retry, an Airflow retry while the first application still runs). Each runs these steps (an
+attempt that finds the unit's manifest already there writes nothing: it rolls the winner forward
+and returns the winner's manifest):
 
 1. **Stage.** Write the unit's data and rejects files under attempt-unique names where readers
    do not look: `_staging/<unit>/<attempt>/data.parquet` and `rejects.parquet` (each put
@@ -36,6 +38,8 @@ retry, an Airflow retry while the first application still runs). Each runs these
 Readers of `data/` therefore see a unit's file only after its manifest exists, whole, and from
 the one attempt that committed. `verify` checks each manifest's row counts against the published
 files' Parquet footers and that `data/` and `rejects/` hold no file that no manifest lists.
+An output on a filesystem without an atomic exclusive create (fsspec's hdfs and webhdfs, sftp,
+smb, http) is refused when the driver takes its lease, before any unit runs (io/write.EXCLUSIVE).
 
 Over 300 lines (just) because the five steps, the roll-forward and the loser's cleanup are
 one protocol and are easier to review in one file.

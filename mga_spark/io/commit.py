@@ -264,24 +264,15 @@ def remove_tree(fs: AbstractFileSystem, path: str) -> None:
 
 def staged_units(fs: AbstractFileSystem, root: str) -> set[str]:
     """Unit ids with a directory under `_staging/`."""
-    directory = f"{root}/{STAGING_DIR}"
-    fs.invalidate_cache(directory)
-    try:
-        return {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(directory, detail=False)}
-    except FileNotFoundError:
-        return set()
+    paths = write.list_dir(fs, f"{root}/{STAGING_DIR}")
+    return {p.rstrip("/").rsplit("/", 1)[-1] for p in paths}
 
 
 def published_sizes(fs: AbstractFileSystem, root: str) -> dict[str, int]:
     """`data/...` and `rejects/...` names (relative to the output) -> size, from two listings."""
     sizes: dict[str, int] = {}
     for directory in KINDS.values():
-        fs.invalidate_cache(f"{root}/{directory}")
-        try:
-            entries = fs.ls(f"{root}/{directory}", detail=True)
-        except FileNotFoundError:
-            continue
-        for e in entries:
+        for e in write.list_dir(fs, f"{root}/{directory}", detail=True):
             name = e["name"].rstrip("/").rsplit("/", 1)[-1]
             if e.get("type") == "file" and not name.startswith((".", "_")):  # readers skip those
                 sizes[f"{directory}/{name}"] = int(e["size"])

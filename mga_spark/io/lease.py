@@ -137,11 +137,7 @@ class Lease:
         return f"{self.directory}/{generation:010d}.json"
 
     def _generations(self) -> list[int]:
-        self.fs.invalidate_cache(self.directory)
-        try:
-            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(self.directory, detail=False)]
-        except FileNotFoundError:
-            return []
+        names = [p.rsplit("/", 1)[-1] for p in write.list_dir(self.fs, self.directory)]
         return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
     def _read(self, generation: int) -> Holder | None:

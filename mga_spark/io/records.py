@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mga_spark import layout
 from mga_spark.io import commit
 from mga_spark.io.commit import MANIFEST_DIR
-from mga_spark.io.write import json_bytes, output_fs, write_bytes
+from mga_spark.io.write import json_bytes, list_dir, output_fs, write_bytes
 
 log = logging.getLogger(__name__)
 __all__ = ["MANIFEST_DIR", "committed_units", "discard_uncommitted", "read_json",
@@ -19,13 +19,7 @@ __all__ = ["MANIFEST_DIR", "committed_units", "discard_uncommitted", "read_json"
 
 def _manifest_names(output: str) -> list[str]:
     fs, root = output_fs(output)
-    directory = f"{root}/{layout.MANIFEST_DIR}"
-    fs.invalidate_cache(directory)
-    try:
-        paths = fs.ls(directory, detail=False)
-    except FileNotFoundError:
-        return []
-    names = (p.rsplit("/", 1)[-1] for p in paths)
+    names = (p.rsplit("/", 1)[-1] for p in list_dir(fs, f"{root}/{layout.MANIFEST_DIR}"))
     return sorted(n for n in names if n.endswith(".json") and not n.startswith((".", "_")))
 
 

@@ -207,6 +207,19 @@ def check_exclusive(fs: AbstractFileSystem, directory: str) -> None:
         remove_file(fs, probe)
 
 
+def list_dir(fs: AbstractFileSystem, directory: str, detail: bool = False) -> list:
+    """`fs.ls(directory)` as it is now, leaving no listing in the filesystem's cache: s3fs would
+    otherwise answer later `info`/`open` calls for files in that directory from the stale
+    listing (a file another process wrote since then: FileNotFoundError). Missing: []."""
+    fs.invalidate_cache(directory)
+    try:
+        return fs.ls(directory, detail=detail)
+    except FileNotFoundError:
+        return []
+    finally:
+        fs.invalidate_cache(directory)
+
+
 def remove_file(fs: AbstractFileSystem, path: str) -> None:
     """Remove `path`; a missing file is fine."""
     with contextlib.suppress(FileNotFoundError):

@@ -8,6 +8,7 @@ manifest are that attempt's, and the other leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,16 +217,26 @@ def test_a_committed_unit_whose_publish_was_cut_short_is_rolled_forward(output, 
         if step == "committed":
             raise Died
 
+    other = dataclasses.replace(unit, id=f"{unit.id}-other")  # a unit published before
+    done = commit.UnitWriter(output, other, DATA_SCHEMA, "zstd")
+    done.add(rows_of("A", 1))
+    done.commit({"by": "A"})
     commit._step_hook = die
     writer = commit.UnitWriter(output, unit, DATA_SCHEMA, "zstd", attempt="attA")
     writer.add(rows_of("A", 2))
     with pytest.raises(Died):
         writer.commit({"by": "A"})
     commit._step_hook = None
-    assert listing(output) == [f"_manifest/{unit.id}.json", f"_staging/{unit.id}/attA/data.parquet",
-                               f"_staging/{unit.id}/attA/rejects.parquet"]
+    assert [n for n in listing(output) if "-other" not in n] == [
+        f"_manifest/{unit.id}.json", f"_staging/{unit.id}/attA/data.parquet",
+        f"_staging/{unit.id}/attA/rejects.parquet"]
     manifests = records.read_manifests(output)
     assert commit.roll_forward(output, manifests) == 1
+    for name in manifests[0]["files"].values():  # as the dataset card then reads them, with the
+        assert fs.size(f"{root}/{name}") > 0  # same filesystem object (and its listing cache)
+    for name in (f"_manifest/{other.id}.json", f"data/part-{other.id}.parquet",
+                 f"rejects/part-{other.id}.parquet"):
+        fs.rm_file(f"{root}/{name}")
     assert_one_commit(output, unit, "A", {"A": writer})
     assert commit.roll_forward(output, records.read_manifests(output)) == 0  # idempotent
 
@@ -276,3 +287,23 @@ def test_a_retried_create_that_finds_its_own_manifest_counts_as_won(tmp_path: Pa
     manifest = writer.commit({"by": "A"})
     assert writer.won and manifest["attempt"] == "attA"
     assert (tmp_path / "out" / manifest["files"]["data"]).exists()
+
+
+def test_listings_leave_no_stale_cache_for_files_other_processes_write(output, unit) -> None:
+    """The driver lists data/ when it resumes; an executor (another filesystem object) then
+    publishes a unit; the driver's dataset card opens that file. s3fs would answer from the
+    cached listing (FileNotFoundError) if the resume's listing had stayed in its cache."""
+    fs, root = io_write.output_fs(output)
+    first = commit.UnitWriter(output, unit, DATA_SCHEMA, "zstd")
+    first.add(rows_of("A", 1))
+    first.commit({"by": "A"})
+    assert commit.roll_forward(output, records.read_manifests(output)) == 0  # lists data/
+    assert commit.staged_units(fs, root) == set() and records.committed_units(output)
+    executor_fs = type(fs)(**fs.storage_options, skip_instance_cache=True)
+    later = dataclasses.replace(unit, id=f"{unit.id}-later")
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": [1]}), sink)
+    executor_fs.pipe_file(f"{root}/{commit.published_name('data', later.id)}",
+                          sink.getvalue().to_pybytes())
+    with fs.open(f"{root}/{commit.published_name('data', later.id)}", "rb") as f:
+        assert pq.read_table(f).num_rows == 1

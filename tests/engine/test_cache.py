@@ -7,6 +7,9 @@ vLLM engine inside its model runner and shows the next unit commit on the engine
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -151,6 +154,9 @@ def test_model_engine_picks_the_engine_class(monkeypatch) -> None:
     monkeypatch.setattr(cache, "_engine", None)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 # -- the real engine, broken inside its model runner --------------------------------------------
 
 
@@ -175,7 +181,19 @@ def break_model_runner(engine: VLLMEngine, message: str) -> list[int]:
 
 @pytest.mark.vllm
 def test_a_real_engine_fault_evicts_the_engine_and_the_next_unit_commits(
-        tiny_model_dir, tmp_path, monkeypatch) -> None:
+        tiny_model_dir, tmp_path) -> None:
+    """Run in a process of its own, as a Spark Python worker is: vLLM's parallel state is per
+    process, and shutting the broken engine down tears it down for any other engine living in
+    the same process (the test session's shared engine)."""
+    code = ("from pathlib import Path; from tests.engine.test_cache import fault_then_next_unit; "
+            f"fault_then_next_unit(Path({str(tiny_model_dir)!r}), Path({str(tmp_path)!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def fault_then_next_unit(tiny_model_dir: Path, tmp_path: Path) -> None:
+    monkeypatch = pytest.MonkeyPatch()
     write(tmp_path / "in" / "a.parquet",
           pa.table({"id": list("abcd"), "text": [f"Lesson {i}. {EN_TEXT}" for i in range(4)]}),
           row_group_size=2)
@@ -213,6 +231,6 @@ def test_a_real_engine_fault_evicts_the_engine_and_the_next_unit_commits(
     finally:
         for engine in {id(e): e for e in (broken, cache.current()) if e is not None}.values():
             engine.shutdown()
-        monkeypatch.setattr(cache, "_engine", None)
+        monkeypatch.undo()
     assert records.committed_units(cfg.output.path) == {first_unit.id, second_unit.id}
     assert verify(cfg.output.path).ok

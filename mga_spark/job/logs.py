@@ -97,6 +97,12 @@ def setup_logging(log_file: Path | None = None) -> None:
         root.addHandler(handler)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # vLLM, once imported, logs through a handler of its own and does not propagate: route it
+    # through the handlers above like every other library (quiet: into the file).
+    engine_log = logging.getLogger("vllm")
+    for handler in list(engine_log.handlers):
+        engine_log.removeHandler(handler)
+    engine_log.propagate = True
 
 
 def log_file_for(output: str) -> Path:

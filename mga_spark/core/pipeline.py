@@ -104,6 +104,7 @@ class Pipeline:
         self._alone: str | None = None  # the suspect admitted alone, if any
         self._next: tuple[Document, bool] | None = None  # the document to admit next
         self._exhausted = False
+        self._answered = 0  # completions of this run's requests
         self._nonce = uuid.uuid4().hex[:8]  # request ids never collide with a failed earlier run
 
     @property
@@ -172,7 +173,7 @@ class Pipeline:
         except Exception as e:
             docs = tuple(sorted({p.chunk.doc.id for p in self._pending.values()}))
             error = f"{type(e).__name__}: {e}"
-            self.suspicion.crash = Crash(docs, error, docs == (self._alone,))
+            self.suspicion.crash = Crash(docs, error, docs == (self._alone,), self._answered)
             raise
 
     def _check_engine_errors(self) -> None:
@@ -249,6 +250,7 @@ class Pipeline:
         p = self._pending.pop(c.id, None)
         if p is None:  # left over from an aborted earlier run on this reused engine
             return
+        self._answered += 1
         self.stats.add(f"{p.stage.value}_requests")
         self.stats.add("prompt_tokens", c.prompt_tokens)
         self.stats.add("output_tokens", c.output_tokens)

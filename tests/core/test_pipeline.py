@@ -401,13 +401,14 @@ def test_the_request_window_bounds_the_memory_of_one_huge_document():
     once."""
     import tracemalloc
 
+    run_window(8, paragraphs=2)  # one-off loads (the language detector's profiles) first
     peaks = {}
     for requests in (8, 100_000):
         tracemalloc.start()
         run_window(requests, paragraphs=100)
         peaks[requests] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert peaks[8] < 0.5 * peaks[100_000], peaks  # measured: 1.9 MB against 6.8 MB at 150
+    assert peaks[8] < 0.5 * peaks[100_000], peaks  # measured: 1.6 MB against 4.7 MB
 
 
 def test_the_request_window_is_operational_not_in_the_fingerprint():

@@ -125,9 +125,13 @@ def test_no_configuration_key_can_turn_faults_on(prefix: str) -> None:
                     {"model": {"engine_args": {"model": "fake"}}})
 
 
-def test_a_bad_spec_is_named(monkeypatch) -> None:
-    monkeypatch.setenv(faults.ENV, '{"faults": [{"kind": "meteor", "unit": "u"}]}')
-    with pytest.raises(ValueError, match="MGA_SPARK_TEST_FAULTS: bad fault spec.*meteor"):
+@pytest.mark.parametrize(("fault", "named"), [
+    ({"kind": "meteor", "unit": "u"}, "meteor"),
+    ({"kind": "poison_prompt", "unit": "u"}, "poison_prompt needs a non-empty 'marker'"),
+], ids=["unknown_kind", "poison_without_marker"])
+def test_a_bad_spec_is_named(monkeypatch, fault, named) -> None:
+    monkeypatch.setenv(faults.ENV, faults.spec([fault]))
+    with pytest.raises(ValueError, match=f"MGA_SPARK_TEST_FAULTS: bad fault spec.*{named}"):
         faults.arm(FakeEngine(scripted()), "u", 0)
 
 

@@ -116,6 +116,37 @@ def test_the_last_attempt_quarantines_the_narrowed_document_only() -> None:
                      last_attempt=True).quarantine == {}
 
 
+def test_suspects_are_admitted_after_the_rest_and_alone() -> None:
+    from mga_spark.core.pipeline import Pipeline
+    from mga_spark.prompts import load_prompts
+
+    seen: list[tuple[str, ...]] = []
+
+    class Watched(FakeEngine):
+        def poll(self):  # noqa: ANN202
+            seen.append(tuple(sorted({r.id.split("\x1f")[1] for r in self._queue})))
+            return super().poll()
+
+    suspicion = Suspicion([Crash(("d1", "d4"), "E")])
+    pipeline = Pipeline(make_config(), Watched(scripted(), batch=2), load_prompts(),
+                        suspicion=suspicion)
+    rows = list(pipeline.run(doc(f"d{i}") for i in range(6)))
+    assert len(rows) == 30 and suspicion.crash is None
+    with_suspect = [s for s in seen if {"d1", "d4"} & set(s)]
+    assert with_suspect and all(s in (("d1",), ("d4",)) for s in with_suspect)
+    first = next(i for i, s in enumerate(seen) if s == with_suspect[0])
+    assert not [s for s in seen[first:] if not {"d1", "d4"} & set(s)]  # after all the others
+
+
+def test_an_unreadable_crash_record_is_skipped(tmp_path, caplog) -> None:
+    out = str(tmp_path / "out")
+    attempts.record(out, "u1", 0, Crash(("a",), "E").to_json())
+    bad = tmp_path / "out" / layout.failed_dir("u1") / "1-deadbeef.json"
+    bad.write_text("{not json")
+    assert [d["documents"] for d in attempts.read(out, "u1")] == [["a"]]
+    assert "skipping the unreadable crash record" in caplog.text and str(bad) in caplog.text
+
+
 # -- the whole unit, attempt by attempt ----------------------------------------------------
 
 

@@ -94,12 +94,13 @@ class Threaded:
 
     waves_in_flight = 2
 
-    def __init__(self, fail: set[str] = frozenset()) -> None:
-        self.fail = fail
+    def __init__(self, fail: set[str] = frozenset(), hang: set[str] = frozenset()) -> None:
+        self.fail, self.hang = fail, hang  # `hang`: units that run until cancelled
         self.active = 0
         self.most = 0
         self.lock = threading.Lock()
         self.cancelled = 0
+        self.stop = threading.Event()
 
     def run(self, cfg, todo, progress):
         with self.lock:
@@ -108,8 +109,10 @@ class Threaded:
         counts: Counter = Counter()
         outcomes = []
         for unit in todo:
-            time.sleep(0.002)
+            if unit.id in self.hang and self.stop.wait(30):
+                raise RuntimeError("job cancelled")
             bad = unit.id in self.fail
+            time.sleep(0.05 if bad else 0.002)
             outcomes.append({"unit": unit.id, "ok": not bad, "error": "boom"} if bad
                             else {"unit": unit.id, "ok": True})
             counts.update(units_done=0 if bad else 1, documents=1)
@@ -120,6 +123,7 @@ class Threaded:
 
     def cancel(self) -> None:
         self.cancelled += 1
+        self.stop.set()
 
 
 def units(n: int) -> list[Unit]:
@@ -232,10 +236,12 @@ def test_the_breaker_holds_when_errors_differ_a_unit_commits_or_it_is_off(tmp_pa
 def test_a_wave_that_all_fails_later_in_the_run_stops_it_and_cancels_the_next() -> None:
     cfg = make_config(job={"wave_units": 4, "stop_after_same_failures": 2})
     todo = units(30)
-    runner = Threaded(fail={u.id for u in todo[6:]})  # the probe and wave 2 commit
+    # the probe and wave 2 commit, wave 3 fails alike, wave 4 (in flight by then) runs on
+    runner = Threaded(fail={u.id for u in todo[6:10]}, hang={u.id for u in todo[10:]})
     result = waves.run_waves(cfg, runner, todo, lambda _c: None)
     assert result.stopped is not None and result.stopped.units == 4
-    assert runner.cancelled == 1 and result.started < len(todo)
+    assert runner.cancelled == 1 and result.started == 14  # no wave after the 4th started
+    assert len(result.failed) == 4  # the cancelled wave's units are not reported as failed
 
 
 # -- the real engine failing on Spark executors --------------------------------------------

@@ -82,9 +82,9 @@ class JobResult:
             return lines + [
                 f"run stopped: {s.units} units in a row failed with the same error (unit ids and "
                 f"numbers aside), so no further units were started: {s.error}",
-                f"{len(self.failed)} unit(s) failed, {self.planned - self.skipped - self.ran} "
-                "not started (ids in stats.json). Committed units stay: fix the cause and run "
-                "the same command again to resume."]
+                f"{len(self.failed)} unit(s) failed (listed in stats.json), "
+                f"{self.planned - self.skipped - self.ran} not started. Committed units stay: "
+                "fix the cause and run the same command again to resume."]
         lines += [f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
                   f"after {f['attempts']} attempts: {f['error']}" for f in self.failed]
         if self.failed:

@@ -186,7 +186,7 @@ def test_a_run_whose_probe_units_all_fail_the_same_way_stops_early(tmp_path: Pat
     lines = result.problems()
     assert len(lines) == 2 and "CUDA error: out of memory" in lines[0]
     assert lines[0].startswith("run stopped: 3 units in a row failed with the same error")
-    assert "3 unit(s) failed, 6 not started" in lines[1]
+    assert "3 unit(s) failed (listed in stats.json), 6 not started" in lines[1]
     stats = json.loads((Path(cfg.output.path) / "stats.json").read_text())
     assert stats["stopped"]["units"] == 3 and "CUDA error" in stats["stopped"]["error"]
     assert records.committed_units(cfg.output.path) == set()
@@ -269,7 +269,7 @@ def test_on_spark_a_model_without_weights_stops_the_run_once(tiny_model_dir: Pat
     assert len(stopped) == 1 and "2 units in a row failed with the same error" in stopped[0]
     assert str(model) in stopped[0], stopped[0]  # vLLM's own error, naming the directory
     assert not [line for line in proc.stderr.splitlines() if line.startswith("unit ")]
-    assert "2 unit(s) failed, 6 not started" in proc.stderr
+    assert "2 unit(s) failed (listed in stats.json), 6 not started" in proc.stderr
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["stopped"]["units"] == 2 and stats["units"] == 0
     assert records.committed_units(str(tmp_path / "out")) == set()

@@ -214,6 +214,16 @@ class JobConfig(Strict):
     accept_changes: list[str] = Field(
         default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
         "change a resume accepts knowingly; recorded in _run.json")
+    wave_units: int = Field(
+        2000, ge=1, description="units handed to the runner at once (one Spark job per wave, two "
+        "waves in flight): the driver's task bookkeeping is bounded by it, not by the run")
+    stop_after_same_failures: int = Field(
+        3, ge=0, description="circuit breaker: the first wave is a probe of this many units, and "
+        "a wave of at least this many units that all failed with one same error (ids and numbers "
+        "aside) stops the run (exit 3); 0: off")
+    allow_dry_output: bool = Field(
+        False, description="model.engine=dry writes canned rows: only into an output this key "
+        "confirms (never into one that holds a real run)")
 
     @field_validator("spark_conf")
     @classmethod

@@ -309,4 +309,6 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
                 "duplicate_ids"):
         counts[key] = totals[key]
     counts["by_stage"] = dict(sorted(by_stage.items()))
+    if record.get("dry"):  # canned rows of the dry engine (model.engine=dry)
+        counts["dry"] = True
     return problems.result(counts)

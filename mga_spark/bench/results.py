@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from mga_spark.bench import simcases
+
 CEILING = "bare engine"
 PIPELINE = "pipeline"
 SPARK = "pipeline in Spark"
@@ -181,6 +183,8 @@ def markdown(results: dict, notes: str | None) -> str:
           f"{p.get('python_peak_mib', '-')} | {p.get('python_retained_mib', '-')} |"
           for p in results.get("planning") or []],
     ]
+    if results.get("simulation"):
+        out += ["", *simcases.markdown_lines(results["simulation"])]
     if notes:
         out += ["", notes.strip()]
     return "\n".join(out) + "\n"
@@ -225,3 +229,7 @@ def write(results: dict, out_dir: Path) -> None:
     notes_file = out_dir / "notes.md"
     notes = notes_file.read_text() if notes_file.is_file() else None
     (out_dir / "results.md").write_text(markdown(results, notes))
+
+
+def simulation_table(sim: dict) -> list[str]:
+    return simcases.table_lines(sim)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from mga_spark.bench.phases import StepTracker, measure, pipeline_body
+from mga_spark.bench.phases import StepTracker, measure
 from mga_spark.engine.base import Completion, Request
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,35 @@ def recording(requests: Iterable[Request], completions: dict[str, Completion],
     return [{"document": d, "chunks": list(chunks.values())} for d, chunks in docs.items()]
 
 
-def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | None = None
-           ) -> dict:
+def closed_documents(pipeline) -> set[str]:
+    """Documents admitted whose every slot is closed (no request of theirs can follow)."""
+    return set(pipeline.ledger.chunk_counts) - set(pipeline.ledger.open_documents)
+
+
+def incremental_body(cfg, docs, write, every_s: float = 30.0):
+    """The pipeline on `docs`; every `every_s` seconds (and at the end) `write(closed)` is called
+    with the documents finished so far, so a run stopped early still leaves a recording."""
+    from mga_spark.core.pipeline import Pipeline
+    from mga_spark.prompts import load_prompts
+
+    def body(engine) -> dict:
+        pipeline = Pipeline(cfg, engine, load_prompts())
+        last, rows = time.monotonic(), 0
+        for _ in pipeline.run(docs):
+            rows += 1
+            if time.monotonic() - last > every_s:
+                write(engine, closed_documents(pipeline))
+                last = time.monotonic()
+        write(engine, closed_documents(pipeline))
+        counts = pipeline.stats.counts
+        return {"rows": rows, "accepted": counts.get("accepted", 0),
+                "rejected": counts.get("rejected", 0), "chunks": counts.get("chunks", 0)}
+
+    return body
+
+
+def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | None = None,
+           out_path: Path | None = None) -> dict:
     from mga_spark.bench.run import varied_documents
     from mga_spark.config import load_config
     from mga_spark.engine.vllm import VLLMEngine
@@ -72,17 +99,30 @@ def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | N
     tracker = StepTracker().install(engine._get_llm())
     docs = varied_documents(documents, seed)
     started = time.perf_counter()
-    result, recorder = measure("recording", engine, tracker, len(docs), pipeline_body(cfg, docs))
+    head = {"what": "per-request lengths from one pipeline run (bench.record); lengths only",
+            "model": Path(str(cfg.model.engine_args["model"])).name, "config": str(config),
+            "overrides": overrides or [], "documents_asked": len(docs), "seed": seed,
+            "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,
+                           "judge": cfg.judge.max_tokens},
+            "max_inflight_docs": cfg.pipeline.max_inflight_docs,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+    def write(recorder, closed: set[str]) -> None:
+        if out_path is None:
+            return
+        kept = [d for d in recording(recorder.requests, recorder.completions,
+                                     engine.count_tokens) if d["document"] in closed]
+        partial = {**head, "documents": len(kept), "complete": False,
+                   "seconds": round(time.perf_counter() - started, 1), "docs": kept}
+        out_path.write_text(json.dumps(partial, indent=1) + "\n")
+        log.info("recording: %d documents finished, written to %s", len(kept), out_path)
+
+    result, recorder = measure("recording", engine, tracker, len(docs),
+                               incremental_body(cfg, docs, write))
     tracker.remove()
-    out = {"what": "per-request lengths from one pipeline run (bench.record); lengths only",
-           "model": Path(str(cfg.model.engine_args["model"])).name,
-           "config": str(config), "overrides": overrides or [], "documents": len(docs),
-           "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+    out = {**head, "documents": len(docs), "complete": True,
+           "seconds": round(time.perf_counter() - started, 1),
            "output_tok_s": round(result.output_tps, 1), "engine_steps": result.engine_steps,
-           "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,
-                          "judge": cfg.judge.max_tokens},
-           "max_inflight_docs": cfg.pipeline.max_inflight_docs,
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
            "pipeline": {k: v for k, v in result.notes.items() if k in ("rows", "accepted",
                                                                          "rejected", "chunks")},
            "output_tokens_by_stage": result.notes["output_tokens_by_stage"],
@@ -101,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
     logging.basicConfig(level=logging.INFO)
-    out = record(args.config, args.documents, args.seed, args.overrides)
+    out = record(args.config, args.documents, args.seed, args.overrides, args.out)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     log.info("written %s (%s s)", args.out, out["seconds"])
 

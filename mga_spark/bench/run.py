@@ -167,8 +167,10 @@ def machine_facts(cfg: Config) -> dict:
 
 def simulation(settings: Settings) -> dict:
     """The SIMULATION of the three schedulers (`bench.sim`) on the recorded lengths."""
-    return simcases.run_cases(simcases.load_recording(settings.recording),
-                              documents=settings.sim_documents, seed=settings.seed)
+    sim = simcases.run_cases(simcases.load_recording(settings.recording),
+                             documents=settings.sim_documents, seed=settings.seed)
+    sim["recording_file"] = settings.recording.name
+    return sim
 
 
 def run_simulation_only(settings: Settings) -> dict:

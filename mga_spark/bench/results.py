@@ -136,7 +136,8 @@ def markdown(results: dict, notes: str | None) -> str:
         f"{m.get('affinity_after_engine')}); load average at start {m['load_average_start']}",
         f"- {m['platform']}, Python {m['python']}, vLLM (CPU) {m['vllm']}, torch {m['torch']}, "
         f"pyspark {m['pyspark']}",
-        f"- model: `{Path(str(m['model'])).name}` (tiny random-weight Qwen3-MoE); engine args "
+        f"- model: `{Path(str(m['model'])).name}`"
+        f"{' (tiny random-weight Qwen3-MoE)' if s.get('tiny_model', True) else ''}; engine args "
         f"`{json.dumps(m['engine_args'], sort_keys=True)}`",
         f"- config {s['config']}: {s['num_pairs']} pairs, max_tokens {s['max_tokens']}, chunks "
         f"<= {s['chunk_max_tokens']} tokens, max_inflight_docs {s['max_inflight_docs']}; naive "

@@ -232,6 +232,7 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
             "overhead_documents": settings.overhead_documents,
             "plan_files": settings.plan_files, "spark": settings.spark,
             "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
+            "tiny_model": settings.tiny_model,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 

@@ -129,8 +129,36 @@ def markdown_lines(sim: dict) -> list[str]:
            "pipeline x naive | pipeline x bare |", "|---|---|---|---|---|---|---|",
            *[f"| {b['max_inflight_docs']} | {b['lengths']} | {b['bare_tok_s']} | "
              f"{b['naive_tok_s']} | {b['pipeline_tok_s']} | {b['pipeline_x_naive']} | "
-             f"{b['pipeline_x_bare']} |" for b in sim.get("admission_bounds", [])], ""]
+             f"{b['pipeline_x_bare']} |" for b in sim.get("admission_bounds", [])], "",
+           *projection_lines(sim), ""]
     return out
+
+
+# 770B rewrite tokens (the paper's output) + 195M documents x (~150 GA + 5 x ~60 judge tokens)
+OUTPUT_TOKENS = 770e9 + 195e6 * (150 + 300)
+ANCHORS = ((1600, "the paper's implied rate for its W8A8 3.3B MoE (FACTS.md)"),
+           (2977, "datatrove's H100 sweep, Qwen3-30B-A3B BF16, TP=1, defaults (FACTS.md)"),
+           (6000, "the FACTS.md estimate's assumed rate for a 3B-class FP8 MoE"))
+
+
+def projection_lines(sim: dict, lengths: str = "0.8x") -> list[str]:
+    """H100-hours for the paper's corpus: a measured or assumed bare-engine rate (ANCHORS) x the
+    simulation's scheduler ratios (weights-bound model, `lengths` case)."""
+    model = sim["step_models"][0]["name"]
+    ratio = {r["scheduler"]: r["x_bare"] for r in sim["rows"]
+             if r["lengths"] == lengths and r["step_model"] == model}
+    lines = ["### SIMULATION ratios applied: H100-hours for 195B -> 770B tokens", "",
+             f"{OUTPUT_TOKENS / 1e9:.0f}B output tokens (770B of rewrites plus ~150 GA and 5 x "
+             "~60 judge tokens per document, 195M documents) / (3,600 x R), with R = the bare "
+             f"engine's output tok/s per H100 x the scheduler's simulated ratio to bare "
+             f"(`{lengths}` case, {model}).", "",
+             "| bare-engine R (tok/s per H100) | source of R | naive per-stage H100-hours | "
+             "pipeline H100-hours |", "|---|---|---|---|"]
+    for rate, source in ANCHORS:
+        hours = {s: OUTPUT_TOKENS / (3600 * rate * ratio[s]) for s in ("naive", "pipeline")}
+        lines.append(f"| {rate:,} | {source} | {hours['naive'] / 1e3:,.0f}k | "
+                     f"{hours['pipeline'] / 1e3:,.0f}k |")
+    return lines
 
 
 def table_lines(sim: dict) -> list[str]:

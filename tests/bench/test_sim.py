@@ -173,3 +173,15 @@ def test_only_simulation_without_a_measured_run_says_what_to_do(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="without --only-simulation"):
         run_bench(Settings(out_dir=tmp_path, only_simulation=True))
+
+
+def test_projection_divides_the_output_tokens_by_the_rate_times_the_simulated_ratio():
+    from mga_spark.bench.simcases import OUTPUT_TOKENS, projection_lines
+
+    sim = {"step_models": [{"name": "m"}], "rows": [
+        {"lengths": "0.8x", "step_model": "m", "scheduler": s, "x_bare": x}
+        for s, x in (("bare", 1.0), ("naive", 0.5), ("pipeline", 1.0))]}
+    row = next(line for line in projection_lines(sim) if line.startswith("| 6,000 |"))
+    naive, pipeline = OUTPUT_TOKENS / (3600 * 6000 * 0.5), OUTPUT_TOKENS / (3600 * 6000)
+    assert row.endswith(f"| {naive / 1e3:,.0f}k | {pipeline / 1e3:,.0f}k |")
+    assert round(OUTPUT_TOKENS / 1e9) == 858

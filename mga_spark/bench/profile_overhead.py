@@ -67,9 +67,7 @@ class KeepRequests(bench_overhead.InstantEngine):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from transformers import AutoTokenizer
-
-    from mga_spark.bench.run import varied_documents
+    from mga_spark.bench.run import model_tokenizer, varied_documents
     from mga_spark.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
+    tokenizer = model_tokenizer(cfg)
     corpus = bench_overhead.corpus_of(varied_documents(48, 0), args.documents)
     label = "production cleaning + model tokenizer"
     bench_overhead.unit_path(cfg, corpus[:50], "warm-up", tokenizer)

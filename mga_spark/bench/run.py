@@ -251,12 +251,10 @@ def _is_zh(doc: Document) -> bool:
 def overhead(cfg: Config, docs: list[Document], n: int) -> list[dict]:
     """Documents/s per core of the unit path with an instant engine, three ways (after an
     untimed run that pays one-time imports and language-detector loading)."""
-    from transformers import AutoTokenizer
-
     corpus = bench_overhead.corpus_of(docs, n)
     production = load_config(None, ["clean.min_keyword_coverage=0.05", "clean.check_language=true"],
                              cfg.model_dump(mode="json"))
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
+    tokenizer = model_tokenizer(cfg)
     tokens = sum(len(tokenizer.encode(d.text or "", add_special_tokens=False)) for d in corpus)
     bench_overhead.unit_path(production, corpus[:50], "warm-up", tokenizer)
     return [
@@ -269,6 +267,13 @@ def overhead(cfg: Config, docs: list[Document], n: int) -> list[dict]:
                                  "(token counts, chat template and prompt encoding)", tokenizer,
                                  input_tokens=tokens),
     ]
+
+
+def model_tokenizer(cfg: Config):
+    """The config's model's Hugging Face tokenizer (what the vLLM wrapper encodes with)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
 
 
 def planning(files: int) -> list[dict]:

@@ -153,6 +153,11 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
                                                    " model")] = True,
+          rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
+          sweep: Annotated[bool, typer.Option(help="engine tok/s at fixed concurrency")] = True,
+          only_simulation: Annotated[bool, typer.Option(
+              help="only the scheduler SIMULATION, added to the existing results files")]
+          = False,
           ) -> None:
     """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads."""
     from mga_spark.bench.run import Settings
@@ -161,7 +166,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
     logs.setup_logging()
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          spark=spark, plan_files=plan_files,
-                                         tiny_model=tiny_model)))
+                                         tiny_model=tiny_model, rounds=rounds, sweep=sweep,
+                                         only_simulation=only_simulation)))
 
 
 @app.command("make-tiny-model")

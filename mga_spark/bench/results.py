@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from mga_spark.bench import simcases
+
 CEILING = "bare engine"
 PIPELINE = "pipeline"
 SPARK = "pipeline in Spark"
@@ -134,7 +136,8 @@ def markdown(results: dict, notes: str | None) -> str:
         f"{m.get('affinity_after_engine')}); load average at start {m['load_average_start']}",
         f"- {m['platform']}, Python {m['python']}, vLLM (CPU) {m['vllm']}, torch {m['torch']}, "
         f"pyspark {m['pyspark']}",
-        f"- model: `{Path(str(m['model'])).name}` (tiny random-weight Qwen3-MoE); engine args "
+        f"- model: `{Path(str(m['model'])).name}`"
+        f"{' (tiny random-weight Qwen3-MoE)' if s.get('tiny_model', True) else ''}; engine args "
         f"`{json.dumps(m['engine_args'], sort_keys=True)}`",
         f"- config {s['config']}: {s['num_pairs']} pairs, max_tokens {s['max_tokens']}, chunks "
         f"<= {s['chunk_max_tokens']} tokens, max_inflight_docs {s['max_inflight_docs']}; naive "
@@ -181,6 +184,8 @@ def markdown(results: dict, notes: str | None) -> str:
           f"{p.get('python_peak_mib', '-')} | {p.get('python_retained_mib', '-')} |"
           for p in results.get("planning") or []],
     ]
+    if results.get("simulation"):
+        out += ["", *simcases.markdown_lines(results["simulation"])]
     if notes:
         out += ["", notes.strip()]
     return "\n".join(out) + "\n"
@@ -225,3 +230,7 @@ def write(results: dict, out_dir: Path) -> None:
     notes_file = out_dir / "notes.md"
     notes = notes_file.read_text() if notes_file.is_file() else None
     (out_dir / "results.md").write_text(markdown(results, notes))
+
+
+def simulation_table(sim: dict) -> list[str]:
+    return simcases.table_lines(sim)

@@ -15,6 +15,7 @@ Results go to `bench/results.json` and `bench/results.md`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -30,6 +31,7 @@ from mga_spark.bench import overhead as bench_overhead
 from mga_spark.bench import plan as bench_plan
 from mga_spark.bench import prefix as bench_prefix
 from mga_spark.bench import results as bench_report
+from mga_spark.bench import simcases
 from mga_spark.bench import sweep as bench_sweep
 from mga_spark.bench.phases import (
     PhaseResult,
@@ -65,6 +67,10 @@ class Settings:
     tiny_model: bool = True  # False: the config's own model (e.g. conf/gpu.yaml on a GPU)
     sweep: bool = True  # engine throughput at fixed concurrency levels
     seed: int = 0
+    simulation: bool = True  # the scheduler SIMULATION on a stated GPU step-time model
+    recording: Path = simcases.RECORDING  # request lengths recorded on the real small model
+    sim_documents: int = 1024
+    only_simulation: bool = False  # the simulation alone, into the existing results files
 
 
 def varied_documents(n: int, seed: int, prefix: str = "bench") -> list[Document]:
@@ -159,9 +165,31 @@ def machine_facts(cfg: Config) -> dict:
             "engine_args": redact(cfg.model.engine_args), "load_average_start": os.getloadavg()}
 
 
+def simulation(settings: Settings) -> dict:
+    """The SIMULATION of the three schedulers (`bench.sim`) on the recorded lengths."""
+    sim = simcases.run_cases(simcases.load_recording(settings.recording),
+                             documents=settings.sim_documents, seed=settings.seed)
+    sim["recording_file"] = settings.recording.name
+    return sim
+
+
+def run_simulation_only(settings: Settings) -> dict:
+    """The simulation written into the existing results.json (the measured run kept)."""
+    path = settings.out_dir / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no measured run to add the simulation to; run "
+                                "`mga-spark bench` without --only-simulation first")
+    results = json.loads(path.read_text())
+    results["simulation"] = simulation(settings)
+    bench_report.write(results, settings.out_dir)
+    return results
+
+
 def run_bench(settings: Settings) -> dict:
     from mga_spark.engine.vllm import VLLMEngine
 
+    if settings.only_simulation:
+        return run_simulation_only(settings)
     started = time.time()
     if settings.omp_threads is not None:  # read when OpenMP starts: before torch is imported
         os.environ["OMP_NUM_THREADS"] = str(settings.omp_threads)
@@ -188,6 +216,8 @@ def run_bench(settings: Settings) -> dict:
             phases.insert(3, spark_phase(cfg, docs, warmup, Path(tmp), unit_docs,
                                          settings.spark_rounds))
     results["phases"] = [p.to_dict() for p in phases]
+    if settings.simulation:
+        results["simulation"] = simulation(settings)
     results["seconds"] = round(time.time() - started, 1)
     bench_report.write(results, settings.out_dir)
     return results
@@ -202,6 +232,7 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
             "overhead_documents": settings.overhead_documents,
             "plan_files": settings.plan_files, "spark": settings.spark,
             "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
+            "tiny_model": settings.tiny_model,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
@@ -220,12 +251,10 @@ def _is_zh(doc: Document) -> bool:
 def overhead(cfg: Config, docs: list[Document], n: int) -> list[dict]:
     """Documents/s per core of the unit path with an instant engine, three ways (after an
     untimed run that pays one-time imports and language-detector loading)."""
-    from transformers import AutoTokenizer
-
     corpus = bench_overhead.corpus_of(docs, n)
     production = load_config(None, ["clean.min_keyword_coverage=0.05", "clean.check_language=true"],
                              cfg.model_dump(mode="json"))
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
+    tokenizer = model_tokenizer(cfg)
     tokens = sum(len(tokenizer.encode(d.text or "", add_special_tokens=False)) for d in corpus)
     bench_overhead.unit_path(production, corpus[:50], "warm-up", tokenizer)
     return [
@@ -238,6 +267,13 @@ def overhead(cfg: Config, docs: list[Document], n: int) -> list[dict]:
                                  "(token counts, chat template and prompt encoding)", tokenizer,
                                  input_tokens=tokens),
     ]
+
+
+def model_tokenizer(cfg: Config):
+    """The config's model's Hugging Face tokenizer (what the vLLM wrapper encodes with)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(cfg.model.engine_args["model"])
 
 
 def planning(files: int) -> list[dict]:
@@ -264,5 +300,7 @@ def planning(files: int) -> list[dict]:
 def main(settings: Settings) -> int:
     results = run_bench(settings)
     print(bench_report.table(results))
+    if results.get("simulation"):
+        print("\n" + "\n".join(bench_report.simulation_table(results["simulation"])))
     print(f"\nwritten: {settings.out_dir / 'results.md'}, {settings.out_dir / 'results.json'}")
     return 0

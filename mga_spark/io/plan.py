@@ -64,6 +64,8 @@ class Plan:
     documents: int
     bad_files: list[BadFile] = field(default_factory=list)
     bytes: int = 0  # size of those files
+    # carried and pairs columns: name -> {type -> first file with it}, for the driver's checks
+    column_types: dict[str, dict[pa.DataType, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class FileInfo:
     row_group_rows: tuple[int, ...]
     bytes: int
     pin: Pin | None = None
+    columns: tuple[tuple[str, pa.DataType], ...] = ()  # carried and pairs columns' types
 
 
 def file_pin(details: dict, size: int) -> Pin:
@@ -179,12 +182,15 @@ def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
         details = details if isinstance(details, dict) else fs.info(path)
     except OSError as e:
         return BadFile(file, f"cannot read: {e}")
-    problem = check_schema(meta.schema.to_arrow_schema(), cfg)
+    schema = meta.schema.to_arrow_schema()
+    problem = check_schema(schema, cfg)
     if problem is not None:
         return BadFile(file, problem)
     rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     size = int(size if size is not None else details["size"])
-    return FileInfo(file, rows, size, file_pin(details, size))
+    checked = [*cfg.carry_columns, *([cfg.pairs_column] if cfg.pairs_column else [])]
+    columns = tuple((c, schema.field(c).type) for c in dict.fromkeys(checked))
+    return FileInfo(file, rows, size, file_pin(details, size), columns)
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -229,6 +235,8 @@ def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
             plan.bytes += result.bytes
             plan.documents += sum(result.row_group_rows)
             plan.units.extend(cut_units(result, unit_docs))
+            for name, typ in result.columns:
+                plan.column_types.setdefault(name, {}).setdefault(typ, result.file)
     log.info("planned %d units over %d files, %d documents (%d bad files)",
              len(plan.units), plan.files, plan.documents, len(plan.bad_files))
     return plan

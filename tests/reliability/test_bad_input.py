@@ -8,6 +8,7 @@ what a Spark task does with it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -322,3 +323,21 @@ def test_documents_that_instruct_the_model_are_only_material(tmp_path: Path, cas
                     assert marker in block and text.split()[-1] in block
         assert marker not in outside
     verified(run, 1)
+
+
+def test_invalid_utf8_in_a_string_pairs_column_is_that_documents_reject(tmp_path: Path) -> None:
+    """A footer cannot show invalid bytes in a string pairs column (Arrow does not check them on
+    read): the driver checks the column's type, and the bad row is the document's own reject
+    (`invalid_pairs`, naming the byte) while its unit commits."""
+    good = json.dumps([{"genre": {"title": f"Primer {i}", "description": "d"},
+                        "audience": {"title": f"Pupils {i}", "description": "d"}}
+                       for i in range(5)])  # every slot supplied: no GA request
+    pairs = pa.array([good.encode(), b'[{"genre": {"title": "caf\xe9"}}]']).view(pa.string())
+    write(tmp_path / "in" / "a.parquet", pa.table({"id": ["ok", "bad"],
+                                                   "text": [en(1), en(2)], "pairs": pairs}))
+    run = run_fake_job(tmp_path / "in", tmp_path / "out", input={"pairs_column": "pairs"})
+    details = {r["source_id"]: (r["reason"], r["detail"]) for r in run.rejects()}
+    assert details == {"bad": ("invalid_pairs", "pairs column is not valid UTF-8: byte 0xe9 "
+                                                "at offset 25")}
+    assert run.variants_per_source() == {"ok": 5}
+    verified(run, 2)

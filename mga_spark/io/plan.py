@@ -19,15 +19,18 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mga_spark.config import InputConfig
+from mga_spark.io import storage
 
 log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
+READ_ATTEMPTS = 4  # tries of a footer read failing for a transient reason
 
 
 class InputError(Exception):
@@ -168,18 +171,64 @@ def check_schema(schema: pa.Schema, cfg: InputConfig) -> str | None:
     return None
 
 
+class _NotParquet(Exception):
+    """pyarrow refused the footer's bytes (the file itself is bad, not the storage)."""
+
+
+class _Recorded:
+    """A file object that remembers the last error its storage raised, so that a failed footer
+    read is told apart: the storage's error, or pyarrow's verdict on the bytes."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.error: BaseException | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._f, name)
+        if name not in ("read", "seek", "tell", "readinto"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as e:
+                self.error = e
+                raise
+        return call
+
+
+def _footer(fs: Any, path: str) -> tuple[pq.FileMetaData, dict, int | None]:
+    with fs.open(path, "rb") as f:
+        details = getattr(f, "details", None)  # object stores: the HEAD the open did
+        size = getattr(f, "size", None)
+        watched = _Recorded(f)
+        try:
+            meta = pq.ParquetFile(watched).metadata
+        except Exception as e:
+            if watched.error is not None:
+                raise watched.error from e  # the storage failed: retried or named as such
+            raise _NotParquet(str(e)) from e  # ArrowInvalid, or OSError from thrift decoding
+    details = details if isinstance(details, dict) else fs.info(path)
+    return meta, details, size
+
+
 def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
-    """Read one file's footer and check it against the config."""
+    """Read one file's footer and check it against the config. A transient storage error is
+    retried, then raised as InputError (the file is never skipped for it); a permanent one
+    (permission, missing) or bad bytes make it a BadFile."""
     fs, path = url_to_fs(file)
     try:
-        with fs.open(path, "rb") as f:
-            details = getattr(f, "details", None)  # object stores: the HEAD the open did
-            size = getattr(f, "size", None)
-            try:
-                meta = pq.ParquetFile(f).metadata
-            except Exception as e:  # pyarrow raises ArrowInvalid or OSError for bad bytes
-                return BadFile(file, f"not a Parquet file: {e}")
-        details = details if isinstance(details, dict) else fs.info(path)
+        meta, details, size = storage.retry(lambda: _footer(fs, path), f"reading {file}",
+                                            READ_ATTEMPTS, fatal=(_NotParquet,))
+    except _NotParquet as e:
+        return BadFile(file, f"not a Parquet file: {e}")
+    except storage.StorageError as e:
+        raise InputError(f"{file}: {e} (a storage error, not a problem of the file: it is not "
+                         "skipped, even with on_bad_file: skip)") from e
     except OSError as e:
         return BadFile(file, f"cannot read: {e}")
     schema = meta.schema.to_arrow_schema()

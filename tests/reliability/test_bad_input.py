@@ -341,3 +341,24 @@ def test_invalid_utf8_in_a_string_pairs_column_is_that_documents_reject(tmp_path
                                                 "at offset 25")}
     assert run.variants_per_source() == {"ok": 5}
     verified(run, 2)
+
+
+def test_a_detector_that_cannot_run_fails_the_unit_not_its_documents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """py3langid missing on a node (a real ImportError inside the detector): the unit fails on
+    every attempt naming the cause, and no document becomes an `unsupported_language` reject.
+    Documents get that reject only when detection worked (the test above)."""
+    import sys
+
+    from mga_spark.text import language
+
+    monkeypatch.setattr(language, "_identifier", None)
+    monkeypatch.setitem(sys.modules, "py3langid", None)  # import py3langid -> ImportError
+    monkeypatch.setitem(sys.modules, "py3langid.langid", None)
+    write(tmp_path / "in" / "a.parquet", pa.table({"id": ["fr", "en"],
+                                                   "text": [FR_TEXT, EN_TEXT]}))
+    run = run_fake_job(tmp_path / "in", tmp_path / "out", job={"max_failures": 2})
+    (failed,) = run.result.failed
+    assert failed["attempts"] == 2 and failed["error"].startswith("ModuleNotFoundError: ")
+    assert "py3langid" in failed["error"]
+    assert run.manifests == [] and not (tmp_path / "out" / "rejects").exists()

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mga_spark.config import InputConfig
-from mga_spark.io import storage
+from mga_spark.io import footer, storage
 
 log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
@@ -171,60 +171,15 @@ def check_schema(schema: pa.Schema, cfg: InputConfig) -> str | None:
     return None
 
 
-class _NotParquet(Exception):
-    """pyarrow refused the footer's bytes (the file itself is bad, not the storage)."""
-
-
-class _Recorded:
-    """A file object that remembers the last error its storage raised, so that a failed footer
-    read is told apart: the storage's error, or pyarrow's verdict on the bytes."""
-
-    def __init__(self, f: Any) -> None:
-        self._f = f
-        self.error: BaseException | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._f.closed
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._f, name)
-        if name not in ("read", "seek", "tell", "readinto"):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return attr(*args, **kwargs)
-            except Exception as e:
-                self.error = e
-                raise
-        return call
-
-
-def _footer(fs: Any, path: str) -> tuple[pq.FileMetaData, dict, int | None]:
-    with fs.open(path, "rb") as f:
-        details = getattr(f, "details", None)  # object stores: the HEAD the open did
-        size = getattr(f, "size", None)
-        watched = _Recorded(f)
-        try:
-            meta = pq.ParquetFile(watched).metadata
-        except Exception as e:
-            if watched.error is not None:
-                raise watched.error from e  # the storage failed: retried or named as such
-            raise _NotParquet(str(e)) from e  # ArrowInvalid, or OSError from thrift decoding
-    details = details if isinstance(details, dict) else fs.info(path)
-    return meta, details, size
-
-
 def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
     """Read one file's footer and check it against the config. A transient storage error is
     retried, then raised as InputError (the file is never skipped for it); a permanent one
     (permission, missing) or bad bytes make it a BadFile."""
     fs, path = url_to_fs(file)
     try:
-        meta, details, size = storage.retry(lambda: _footer(fs, path), f"reading {file}",
-                                            READ_ATTEMPTS, fatal=(_NotParquet,))
-    except _NotParquet as e:
+        meta, details, size = storage.retry(lambda: footer.read(fs, path), f"reading {file}",
+                                            READ_ATTEMPTS, fatal=(footer.NotParquet,))
+    except footer.NotParquet as e:
         return BadFile(file, f"not a Parquet file: {e}")
     except storage.StorageError as e:
         raise InputError(f"{file}: {e} (a storage error, not a problem of the file: it is not "
@@ -261,8 +216,30 @@ def cut_units(info: FileInfo, unit_docs: int) -> Iterator[Unit]:
         yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups), info.pin)
 
 
+def inspect_files(files: list[str], cfg: InputConfig, workers: int = 32,
+                  window: int | None = None) -> Iterator[FileInfo | BadFile]:
+    """Each file's footer check, in the order of `files`, read in `workers` threads with at most
+    `window` (default 4 x workers) reads submitted and not yet consumed: memory stays flat in
+    the number of files (a `pool.map` over all of them holds every result until it is read)."""
+    window = max(1, window or 4 * workers)
+    pending: deque[Future] = deque()
+    names = iter(files)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        try:
+            for file in islice(names, window):
+                pending.append(pool.submit(inspect_file, file, cfg))
+            while pending:
+                result = pending.popleft().result()
+                for file in islice(names, 1):
+                    pending.append(pool.submit(inspect_file, file, cfg))
+                yield result
+        finally:  # an error or an early stop: reads not started are dropped
+            for future in pending:
+                future.cancel()
+
+
 def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
-    """List the input, check every footer (in `workers` threads), cut units.
+    """List the input, check every footer (in `workers` threads, in bounded windows), cut units.
 
     With `on_bad_file="fail"` the first bad file in sorted order raises InputError; with
     "skip" bad files are recorded in `Plan.bad_files` and planned around."""
@@ -270,22 +247,19 @@ def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
         raise ValueError(f"unit_docs must be >= 1, got {unit_docs}")
     files = list_input_files(cfg.paths)
     plan = Plan(units=[], files=0, documents=0)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(lambda f: inspect_file(f, cfg), files)
-        for result in results:  # in sorted order, whatever order the threads finish in
-            if isinstance(result, BadFile):
-                if cfg.on_bad_file == "fail":
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise InputError(f"{result.file}: {result.problem}")
-                log.warning("skipping bad input file %s: %s", result.file, result.problem)
-                plan.bad_files.append(result)
-                continue
-            plan.files += 1
-            plan.bytes += result.bytes
-            plan.documents += sum(result.row_group_rows)
-            plan.units.extend(cut_units(result, unit_docs))
-            for name, typ in result.columns:
-                plan.column_types.setdefault(name, {}).setdefault(typ, result.file)
+    for result in inspect_files(files, cfg, workers):  # in sorted order
+        if isinstance(result, BadFile):
+            if cfg.on_bad_file == "fail":
+                raise InputError(f"{result.file}: {result.problem}")
+            log.warning("skipping bad input file %s: %s", result.file, result.problem)
+            plan.bad_files.append(result)
+            continue
+        plan.files += 1
+        plan.bytes += result.bytes
+        plan.documents += sum(result.row_group_rows)
+        plan.units.extend(cut_units(result, unit_docs))
+        for name, typ in result.columns:
+            plan.column_types.setdefault(name, {}).setdefault(typ, result.file)
     log.info("planned %d units over %d files, %d documents (%d bad files)",
              len(plan.units), plan.files, plan.documents, len(plan.bad_files))
     return plan

@@ -152,3 +152,32 @@ def test_many_files_keep_sorted_order_across_threads(tmp_path: Path) -> None:
     plan = make_plan(InputConfig(paths=[f"{tmp_path}/part-*.parquet"]), unit_docs=2, workers=7)
     assert [u.file for u in plan.units] == sorted(u.file for u in plan.units)
     assert plan.documents == 80 and len(plan.units) == 40
+
+
+@pytest.mark.parametrize("files", [200, 2000])
+def test_footers_are_read_in_bounded_windows(monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+    """Reads submitted and not yet consumed stay within the window at any number of files (a
+    `pool.map` over every file submits them all at once and holds every result)."""
+    import threading
+    import time
+
+    from mga_spark.io import plan as io_plan
+
+    lock, state = threading.Lock(), {"started": 0, "consumed": 0, "peak": 0}
+
+    def inspect(file: str, cfg: InputConfig) -> io_plan.FileInfo:
+        with lock:
+            state["started"] += 1
+            state["peak"] = max(state["peak"], state["started"] - state["consumed"])
+        return io_plan.FileInfo(file, (1,), 10)
+
+    monkeypatch.setattr(io_plan, "inspect_file", inspect)
+    names = [f"file:///in/{i:05d}.parquet" for i in range(files)]
+    seen = []
+    for info in io_plan.inspect_files(names, InputConfig(), workers=4, window=16):
+        time.sleep(0.0005)  # a consumer slower than the readers: they would run ahead
+        seen.append(info.file)
+        with lock:
+            state["consumed"] += 1
+    assert seen == names  # in order, every file once
+    assert state["peak"] <= 16 + 1

@@ -51,3 +51,15 @@ def read(fs: Any, path: str) -> tuple[pq.FileMetaData, dict, int | None]:
             raise NotParquet(str(e)) from e  # ArrowInvalid, or OSError from thrift decoding
     details = details if isinstance(details, dict) else fs.info(path)
     return meta, details, size
+
+
+
+def column_bytes(meta: pq.FileMetaData, column: str) -> tuple[int, ...]:
+    """Per row group, the uncompressed size of top-level column `column` (its pages as stored
+    before compression: values plus length prefixes and page headers), from the footer only."""
+    index = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == column),
+                 None)
+    if index is None:
+        return ()
+    return tuple(meta.row_group(i).column(index).total_uncompressed_size
+                 for i in range(meta.num_row_groups))

@@ -1,9 +1,11 @@
 """Input listing and work units, on the driver, from Parquet footers only.
 
-A unit is a run of consecutive row groups of one file holding about `unit_docs` rows. Units are
-cut on row-group boundaries, so a row group bigger than `unit_docs` becomes a unit on its own:
-write input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyarrow) to keep
-units even. The plan keeps one entry per unit, never per document, so driver memory does not
+A unit is a run of consecutive row groups of one file holding about `unit_docs` rows and at most
+about `input.unit_text_bytes` of text (the footer's uncompressed size of the text column per row
+group), so a corpus of long documents still gives units of bounded work and memory. Units are
+cut on row-group boundaries, so a row group over either bound becomes a unit on its own: write
+input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyarrow) to keep units
+even. The plan keeps one entry per unit, never per document, so driver memory does not
 grow with the corpus. Unit ids depend only on (file URI, row range): a re-plan of the same
 input gives the same ids, which is what resume and `verify` rely on.
 
@@ -78,6 +80,7 @@ class FileInfo:
     bytes: int
     pin: Pin | None = None
     columns: tuple[tuple[str, pa.DataType], ...] = ()  # carried and pairs columns' types
+    text_bytes: tuple[int, ...] = ()  # per row group: the text column's uncompressed bytes
 
 
 def file_pin(details: dict, size: int) -> Pin:
@@ -194,23 +197,31 @@ def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
     size = int(size if size is not None else details["size"])
     checked = [*cfg.carry_columns, *([cfg.pairs_column] if cfg.pairs_column else [])]
     columns = tuple((c, schema.field(c).type) for c in dict.fromkeys(checked))
-    return FileInfo(file, rows, size, file_pin(details, size), columns)
+    return FileInfo(file, rows, size, file_pin(details, size), columns,
+                    footer.column_bytes(meta, cfg.text_column))
 
 
 # -- units ---------------------------------------------------------------------------------
 
 
-def cut_units(info: FileInfo, unit_docs: int) -> Iterator[Unit]:
-    """Pack consecutive non-empty row groups into units of about `unit_docs` rows."""
-    start = end = 0
+def cut_units(info: FileInfo, unit_docs: int, unit_text_bytes: int | None = None
+              ) -> Iterator[Unit]:
+    """Pack consecutive non-empty row groups into units of about `unit_docs` rows and at most
+    about `unit_text_bytes` of text (the text column's uncompressed size in the footer; None: no
+    such bound). A unit ends before the group that would pass either bound, so a single group
+    over a bound is a unit of its own."""
+    start = end = size = 0
     groups: list[int] = []
-    for index, rows in enumerate(info.row_group_rows):
-        if groups and end - start + rows > unit_docs:
+    sizes = info.text_bytes or (0,) * len(info.row_group_rows)
+    for index, (rows, nbytes) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
+        over_text = unit_text_bytes is not None and size + nbytes > unit_text_bytes
+        if groups and (end - start + rows > unit_docs or over_text):
             yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups),
                        info.pin)
-            start, groups = end, []
+            start, groups, size = end, [], 0
         if rows:
             groups.append(index)
+            size += nbytes
         end += rows
     if groups:
         yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups), info.pin)
@@ -257,7 +268,7 @@ def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
         plan.files += 1
         plan.bytes += result.bytes
         plan.documents += sum(result.row_group_rows)
-        plan.units.extend(cut_units(result, unit_docs))
+        plan.units.extend(cut_units(result, unit_docs, cfg.unit_text_bytes))
         for name, typ in result.columns:
             plan.column_types.setdefault(name, {}).setdefault(typ, result.file)
     log.info("planned %d units over %d files, %d documents (%d bad files)",

@@ -169,13 +169,18 @@ def readable_here(cfg: Config) -> bool:
 
 def model_problems(cfg: Config) -> list[str]:
     """The budget checks with the model's tokenizer; a model that cannot be read is named."""
+    model = cfg.model.engine_args["model"]
     try:
         tok = budget.load_tokenizer(cfg)
         limit = budget.max_model_len(cfg)
-    except (OSError, ValueError) as e:
-        return [f"model.engine_args.model: cannot read the tokenizer or config of "
-                f"{cfg.model.engine_args['model']!r}: {type(e).__name__}: {e}"]
-    return budget.problems(cfg, tok, limit=limit)
+    except Exception as e:  # OSError, ValueError, or transformers' own for an unknown model
+        return [f"model.engine_args.model: cannot read the tokenizer or config of {model!r}: "
+                f"{type(e).__name__}: {e}"]
+    try:
+        return budget.problems(cfg, tok, limit=limit)
+    except Exception as e:  # e.g. a tokenizer without a chat template: every request would fail
+        return [f"model.engine_args.model: the prompts of {model!r} cannot be built with its "
+                f"tokenizer and chat template: {type(e).__name__}: {e}"]
 
 
 def check_model(cfg: Config) -> None:

@@ -211,3 +211,20 @@ def test_the_first_task_checks_a_model_the_driver_cannot_read(tmp_path: Path, sp
         preflight.check_on_cluster(spark, cfg)
     assert "checked on an executor" in str(err.value)
     assert "model.engine_args.model: cannot read" in str(err.value)
+
+
+def test_a_tokenizer_without_a_chat_template_is_named(tmp_path: Path, tiny_model_dir: Path,
+                                                      no_engine) -> None:
+    import json
+    import shutil
+
+    model = tmp_path / "no-template"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    _input(tmp_path / "in")
+    message = _refused(_cfg(tmp_path, model))
+    assert f"model.engine_args.model: the prompts of {str(model)!r} cannot be built with its " \
+        "tokenizer and chat template" in message

@@ -54,6 +54,10 @@ class InputConfig(Strict):
     pairs_column: str | None = Field(
         None, description="per-document GA pairs: list<struct> or a JSON string of such a list"
     )
+    # A unit ends before its text passes this many bytes (the text column's uncompressed size in
+    # the footers; None: rows only). In the fingerprint: it changes how units are cut.
+    unit_text_bytes: int | None = Field(
+        16 * 1024**2, ge=1, description="a unit's text bound, with job.unit_docs; None: off")
 
 
 class OutputConfig(Strict):

@@ -55,7 +55,11 @@ def read_column(value: object) -> list | Failure:
     if value is None:
         return []
     if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return Failure(Reason.INVALID_PAIRS, f"pairs column is not valid UTF-8: byte "
+                           f"{value[e.start]:#04x} at offset {e.start}")
     if isinstance(value, str):
         if not value.strip():
             return []

@@ -1,9 +1,11 @@
 """Input listing and work units, on the driver, from Parquet footers only.
 
-A unit is a run of consecutive row groups of one file holding about `unit_docs` rows. Units are
-cut on row-group boundaries, so a row group bigger than `unit_docs` becomes a unit on its own:
-write input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyarrow) to keep
-units even. The plan keeps one entry per unit, never per document, so driver memory does not
+A unit is a run of consecutive row groups of one file holding about `unit_docs` rows and at most
+about `input.unit_text_bytes` of text (the footer's uncompressed size of the text column per row
+group), so a corpus of long documents still gives units of bounded work and memory. Units are
+cut on row-group boundaries, so a row group over either bound becomes a unit on its own: write
+input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyarrow) to keep units
+even. The plan keeps one entry per unit, never per document, so driver memory does not
 grow with the corpus. Unit ids depend only on (file URI, row range): a re-plan of the same
 input gives the same ids, which is what resume and `verify` rely on.
 
@@ -16,18 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mga_spark.config import InputConfig
+from mga_spark.io import footer, storage
 
 log = logging.getLogger(__name__)
 GLOB_CHARS = "*?["
+READ_ATTEMPTS = 4  # tries of a footer read failing for a transient reason
 
 
 class InputError(Exception):
@@ -64,6 +69,8 @@ class Plan:
     documents: int
     bad_files: list[BadFile] = field(default_factory=list)
     bytes: int = 0  # size of those files
+    # carried and pairs columns: name -> {type -> first file with it}, for the driver's checks
+    column_types: dict[str, dict[pa.DataType, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class FileInfo:
     row_group_rows: tuple[int, ...]
     bytes: int
     pin: Pin | None = None
+    columns: tuple[tuple[str, pa.DataType], ...] = ()  # carried and pairs columns' types
+    text_bytes: tuple[int, ...] = ()  # per row group: the text column's uncompressed bytes
 
 
 def file_pin(details: dict, size: int) -> Pin:
@@ -166,48 +175,82 @@ def check_schema(schema: pa.Schema, cfg: InputConfig) -> str | None:
 
 
 def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
-    """Read one file's footer and check it against the config."""
+    """Read one file's footer and check it against the config. A transient storage error is
+    retried, then raised as InputError (the file is never skipped for it); a permanent one
+    (permission, missing) or bad bytes make it a BadFile."""
     fs, path = url_to_fs(file)
     try:
-        with fs.open(path, "rb") as f:
-            details = getattr(f, "details", None)  # object stores: the HEAD the open did
-            size = getattr(f, "size", None)
-            try:
-                meta = pq.ParquetFile(f).metadata
-            except Exception as e:  # pyarrow raises ArrowInvalid or OSError for bad bytes
-                return BadFile(file, f"not a Parquet file: {e}")
-        details = details if isinstance(details, dict) else fs.info(path)
+        meta, details, size = storage.retry(lambda: footer.read(fs, path), f"reading {file}",
+                                            READ_ATTEMPTS, fatal=(footer.NotParquet,))
+    except footer.NotParquet as e:
+        return BadFile(file, f"not a Parquet file: {e}")
+    except storage.StorageError as e:
+        raise InputError(f"{file}: {e} (a storage error, not a problem of the file: it is not "
+                         "skipped, even with on_bad_file: skip)") from e
     except OSError as e:
         return BadFile(file, f"cannot read: {e}")
-    problem = check_schema(meta.schema.to_arrow_schema(), cfg)
+    schema = meta.schema.to_arrow_schema()
+    problem = check_schema(schema, cfg)
     if problem is not None:
         return BadFile(file, problem)
     rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     size = int(size if size is not None else details["size"])
-    return FileInfo(file, rows, size, file_pin(details, size))
+    checked = [*cfg.carry_columns, *([cfg.pairs_column] if cfg.pairs_column else [])]
+    columns = tuple((c, schema.field(c).type) for c in dict.fromkeys(checked))
+    return FileInfo(file, rows, size, file_pin(details, size), columns,
+                    footer.column_bytes(meta, cfg.text_column))
 
 
 # -- units ---------------------------------------------------------------------------------
 
 
-def cut_units(info: FileInfo, unit_docs: int) -> Iterator[Unit]:
-    """Pack consecutive non-empty row groups into units of about `unit_docs` rows."""
-    start = end = 0
+def cut_units(info: FileInfo, unit_docs: int, unit_text_bytes: int | None = None
+              ) -> Iterator[Unit]:
+    """Pack consecutive non-empty row groups into units of about `unit_docs` rows and at most
+    about `unit_text_bytes` of text (the text column's uncompressed size in the footer; None: no
+    such bound). A unit ends before the group that would pass either bound, so a single group
+    over a bound is a unit of its own."""
+    start = end = size = 0
     groups: list[int] = []
-    for index, rows in enumerate(info.row_group_rows):
-        if groups and end - start + rows > unit_docs:
+    sizes = info.text_bytes or (0,) * len(info.row_group_rows)
+    for index, (rows, nbytes) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
+        over_text = unit_text_bytes is not None and size + nbytes > unit_text_bytes
+        if groups and (end - start + rows > unit_docs or over_text):
             yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups),
                        info.pin)
-            start, groups = end, []
+            start, groups, size = end, [], 0
         if rows:
             groups.append(index)
+            size += nbytes
         end += rows
     if groups:
         yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups), info.pin)
 
 
+def inspect_files(files: list[str], cfg: InputConfig, workers: int = 32,
+                  window: int | None = None) -> Iterator[FileInfo | BadFile]:
+    """Each file's footer check, in the order of `files`, read in `workers` threads with at most
+    `window` (default 4 x workers) reads submitted and not yet consumed: memory stays flat in
+    the number of files (a `pool.map` over all of them holds every result until it is read)."""
+    window = max(1, window or 4 * workers)
+    pending: deque[Future] = deque()
+    names = iter(files)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        try:
+            for file in islice(names, window):
+                pending.append(pool.submit(inspect_file, file, cfg))
+            while pending:
+                result = pending.popleft().result()
+                for file in islice(names, 1):
+                    pending.append(pool.submit(inspect_file, file, cfg))
+                yield result
+        finally:  # an error or an early stop: reads not started are dropped
+            for future in pending:
+                future.cancel()
+
+
 def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
-    """List the input, check every footer (in `workers` threads), cut units.
+    """List the input, check every footer (in `workers` threads, in bounded windows), cut units.
 
     With `on_bad_file="fail"` the first bad file in sorted order raises InputError; with
     "skip" bad files are recorded in `Plan.bad_files` and planned around."""
@@ -215,20 +258,19 @@ def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:
         raise ValueError(f"unit_docs must be >= 1, got {unit_docs}")
     files = list_input_files(cfg.paths)
     plan = Plan(units=[], files=0, documents=0)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(lambda f: inspect_file(f, cfg), files)
-        for result in results:  # in sorted order, whatever order the threads finish in
-            if isinstance(result, BadFile):
-                if cfg.on_bad_file == "fail":
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise InputError(f"{result.file}: {result.problem}")
-                log.warning("skipping bad input file %s: %s", result.file, result.problem)
-                plan.bad_files.append(result)
-                continue
-            plan.files += 1
-            plan.bytes += result.bytes
-            plan.documents += sum(result.row_group_rows)
-            plan.units.extend(cut_units(result, unit_docs))
+    for result in inspect_files(files, cfg, workers):  # in sorted order
+        if isinstance(result, BadFile):
+            if cfg.on_bad_file == "fail":
+                raise InputError(f"{result.file}: {result.problem}")
+            log.warning("skipping bad input file %s: %s", result.file, result.problem)
+            plan.bad_files.append(result)
+            continue
+        plan.files += 1
+        plan.bytes += result.bytes
+        plan.documents += sum(result.row_group_rows)
+        plan.units.extend(cut_units(result, unit_docs, cfg.unit_text_bytes))
+        for name, typ in result.columns:
+            plan.column_types.setdefault(name, {}).setdefault(typ, result.file)
     log.info("planned %d units over %d files, %d documents (%d bad files)",
              len(plan.units), plan.files, plan.documents, len(plan.bad_files))
     return plan

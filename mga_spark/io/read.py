@@ -84,7 +84,8 @@ def read_unit(unit: Unit, cfg: InputConfig, batch_rows: int = 1024) -> Iterator[
         texts = _pylist(batch.column(cfg.text_column))
         ids = _pylist(batch.column(cfg.id_column)) if cfg.id_column else None
         carried = {c: _pylist(batch.column(c), "backslashreplace") for c in cfg.carry_columns}
-        pairs = batch.column(cfg.pairs_column).to_pylist() if cfg.pairs_column else None
+        # invalid UTF-8 in a string pairs column: bytes, for core/pairs to reject that row
+        pairs = _pylist(batch.column(cfg.pairs_column)) if cfg.pairs_column else None
         for i, raw in enumerate(texts):
             derived = f"{prefix}#{first + i}"
             doc_id = _doc_id(ids[i], derived) if ids is not None else derived

@@ -5,8 +5,9 @@ is atomic), on local disks through a hidden temporary file in the same directory
 renamed into place, and whose directory is fsynced. `create_exclusive` does the same but fails
 with FileExistsError when the name exists, atomically: the commit protocol (io/commit.py), the
 output lease (io/lease.py) and `_run.json` rely on it. Filesystems without an atomic exclusive
-create are refused by `check_exclusive` before any work starts (see EXCLUSIVE). Failed writes
-(OSError) are retried with exponential backoff.
+create are refused by `check_exclusive` before any work starts (see EXCLUSIVE). A write that
+fails for a transient reason is retried with exponential backoff and jitter; a permanent failure
+(permission denied, no such bucket) fails at once with its cause (`storage.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -26,10 +26,12 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
+from mga_spark.io import storage
+
 log = logging.getLogger(__name__)
 
 FLUSH_ROWS = 4096  # rows per Arrow batch (and Parquet row group) in output files
-BACKOFF_START = 0.5  # seconds before the first write retry; doubles each time
+BACKOFF_START = storage.BACKOFF_START  # the first retry's wait ceiling; doubles each time
 # How each filesystem creates a file only if it does not exist, atomically:
 #   link:      local disks (and NFS): write a hidden temp file, fsync, os.link to the name
 #              (fails if it exists), fsync the directory;
@@ -156,21 +158,15 @@ def unsupported_message(fs: AbstractFileSystem, path: str) -> str:
 
 def with_retries(action: Callable[[], None], path: str, retries: int,
                  fatal: tuple[type[OSError], ...] = (FileExistsError,)) -> None:
-    """Run the write `action` on `path`, retrying OSError (except `fatal` ones) with backoff."""
-    for attempt in range(retries + 1):
-        try:
-            if _fault_hook is not None:
-                _fault_hook(path)
-            action()
-            return
-        except fatal:
-            raise
-        except OSError as e:
-            if attempt == retries:
-                raise OSError(f"writing {path} failed after {attempt + 1} attempts: {e}") from e
-            delay = BACKOFF_START * 2**attempt
-            log.warning("writing %s failed (%s); retrying in %.1fs", path, e, delay)
-            time.sleep(delay)
+    """Run the write `action` on `path`: a transient storage error is retried `retries` times
+    with backoff and jitter, then raised as `storage.StorageError` naming it; a permanent one
+    (permission, missing bucket or directory, ...) raises at once; `fatal` ones as they are."""
+    def attempt() -> None:
+        if _fault_hook is not None:
+            _fault_hook(path)
+        action()
+
+    storage.retry(attempt, f"writing {path}", retries + 1, fatal, start=BACKOFF_START)
 
 
 def write_bytes(fs: AbstractFileSystem, path: str, data: bytes, retries: int = 3) -> None:

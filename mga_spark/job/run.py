@@ -23,7 +23,7 @@ from mga_spark.config import Config, ConfigError, load_config
 from mga_spark.io import lease, records
 from mga_spark.io.plan import InputError, Plan, Unit, make_plan
 from mga_spark.io.write import OutputRefused
-from mga_spark.job import append, card, runinfo
+from mga_spark.job import append, card, preflight, runinfo
 from mga_spark.job.logs import TERMINAL
 from mga_spark.job.progress import Progress, ProgressView
 from mga_spark.job.unit import EngineFor, attempt_unit
@@ -234,6 +234,7 @@ def execute(cfg: Config, runner: Runner | None = None, log_file: Path | None = N
     spark-submit gives) unless another runner is given. `log_file`: where Spark's and the
     workers' output goes (None: the terminal)."""
     plan = make_plan(cfg.input, cfg.job.unit_docs)
+    preflight.check(cfg, plan)  # settings, columns, paths, token budgets: before any executor
     if runner is None:
         from mga_spark.job.spark import SparkRunner  # pyspark only when Spark runs the units
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from mga_spark.config import Config
 from mga_spark.io import records
 from mga_spark.io.plan import Unit
+from mga_spark.job import preflight
 from mga_spark.job.logs import process_output_to
 from mga_spark.job.progress import Progress
 from mga_spark.job.unit import attempt_unit, failure
@@ -131,6 +132,7 @@ class SparkRunner:
     def prepare(self, cfg: Config) -> None:
         if self.spark is None:
             self.spark = get_session(cfg, self.use_config_master, self.log_file)
+            preflight.check_on_cluster(self.spark, cfg)  # a model only executors can read
         self.app_id = self.spark.sparkContext.applicationId
 
     def cancel(self) -> None:

@@ -3,6 +3,7 @@ commit protocol (stage, exclusive manifest, publish) with retries."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pyarrow as pa
@@ -181,16 +182,21 @@ def test_a_transient_write_failure_is_retried(tmp_path: Path, unit, monkeypatch)
 def test_a_permanent_write_failure_names_the_path_and_leaves_no_manifest(
     tmp_path: Path, unit, monkeypatch
 ) -> None:
+    calls: list[str] = []
+
     def broken(path: str) -> None:
         if path.endswith("/rejects.parquet"):
-            raise OSError("disk full")
+            calls.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(io_write, "_fault_hook", broken)
     writer = io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=2,
                                   attempt="a1")
     staged = f"_staging/{unit.id}/a1"
-    with pytest.raises(OSError, match=rf"{staged}/rejects.parquet failed after 3 attempts"):
+    with pytest.raises(OSError, match=rf"{staged}/rejects.parquet failed, not retried \(permanent: "
+                       r"OSError: \[Errno 28\] No space left on device\)"):
         writer.commit({})
+    assert len(calls) == 1  # a full disk does not empty itself in a second
     assert records.committed_units(str(tmp_path)) == set()
     # no temp file, nothing where readers look; the staged file waits for the unit's commit
     assert files_under(tmp_path) == [f"{staged}/data.parquet", "in.parquet"]

@@ -152,3 +152,76 @@ def test_many_files_keep_sorted_order_across_threads(tmp_path: Path) -> None:
     plan = make_plan(InputConfig(paths=[f"{tmp_path}/part-*.parquet"]), unit_docs=2, workers=7)
     assert [u.file for u in plan.units] == sorted(u.file for u in plan.units)
     assert plan.documents == 80 and len(plan.units) == 40
+
+
+@pytest.mark.parametrize("files", [200, 2000])
+def test_footers_are_read_in_bounded_windows(monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+    """Reads submitted and not yet consumed stay within the window at any number of files (a
+    `pool.map` over every file submits them all at once and holds every result)."""
+    import threading
+    import time
+
+    from mga_spark.io import plan as io_plan
+
+    lock, state = threading.Lock(), {"started": 0, "consumed": 0, "peak": 0}
+
+    def inspect(file: str, cfg: InputConfig) -> io_plan.FileInfo:
+        with lock:
+            state["started"] += 1
+            state["peak"] = max(state["peak"], state["started"] - state["consumed"])
+        return io_plan.FileInfo(file, (1,), 10)
+
+    monkeypatch.setattr(io_plan, "inspect_file", inspect)
+    names = [f"file:///in/{i:05d}.parquet" for i in range(files)]
+    seen = []
+    for info in io_plan.inspect_files(names, InputConfig(), workers=4, window=16):
+        time.sleep(0.0005)  # a consumer slower than the readers: they would run ahead
+        seen.append(info.file)
+        with lock:
+            state["consumed"] += 1
+    assert seen == names  # in order, every file once
+    assert state["peak"] <= 16 + 1
+
+
+def _long_docs(path: Path) -> Path:
+    """Six rows in row groups of one: four short documents, then two of ~40 kB."""
+    texts = ["short one.", "short two.", "short three.", "short four.", "x" * 40_000,
+             "y" * 40_000]
+    pq.write_table(pa.table({"text": texts}), path, row_group_size=1, compression="zstd")
+    return path
+
+
+def test_units_are_bounded_by_text_size_from_the_footer(tmp_path: Path) -> None:
+    path = _long_docs(tmp_path / "long.parquet")
+    rows_only = make_plan(InputConfig(paths=[str(path)], unit_text_bytes=None), unit_docs=4)
+    assert [(u.row_start, u.row_end) for u in rows_only.units] == [(0, 4), (4, 6)]
+    cfg = InputConfig(paths=[str(path)], unit_text_bytes=50_000)
+    plan = make_plan(cfg, unit_docs=4)
+    # the long documents compress to nothing, but the bound reads their uncompressed size
+    assert [(u.row_start, u.row_end) for u in plan.units] == [(0, 4), (4, 5), (5, 6)]
+    assert [u.id for u in make_plan(cfg, unit_docs=4).units] == [u.id for u in plan.units]
+    sizes = pq.read_metadata(path).row_group(4).column(0).total_uncompressed_size
+    assert 40_000 <= sizes < 41_000  # what the bound counts: footer bytes, no data read
+
+
+def test_a_text_bound_smaller_than_one_row_group_leaves_it_whole(tmp_path: Path) -> None:
+    path = _long_docs(tmp_path / "long.parquet")
+    plan = make_plan(InputConfig(paths=[str(path)], unit_text_bytes=10), unit_docs=100)
+    assert [(u.row_start, u.row_end) for u in plan.units] == [(r, r + 1) for r in range(6)]
+
+
+def test_the_text_bound_is_in_the_fingerprint_and_verify_replans_with_it(tmp_path: Path) -> None:
+    from tests.helpers import make_config, run_fake_job
+
+    assert make_config().fingerprint(prompt_version="p") != make_config(
+        input={"unit_text_bytes": 1000}).fingerprint(prompt_version="p")
+    assert "input.unit_text_bytes" in make_config().fingerprint_inputs(prompt_version="p")
+    texts = [f"Document number {i} is about rivers and the towns along them." for i in range(6)]
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(6)], "text": texts}),
+                   tmp_path / "in.parquet", row_group_size=1)
+    bound = 2 * pq.read_metadata(tmp_path / "in.parquet").row_group(0).column(1) \
+        .total_uncompressed_size
+    run = run_fake_job(tmp_path / "in.parquet", tmp_path / "out",
+                       input={"unit_text_bytes": bound})
+    assert len(run.manifests) == 3  # two row groups per unit, by text, not unit_docs=1000
+    assert run.verify().ok  # verify re-plans the same units from _run.json's input section

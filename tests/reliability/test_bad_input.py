@@ -8,6 +8,7 @@ what a Spark task does with it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -322,3 +323,42 @@ def test_documents_that_instruct_the_model_are_only_material(tmp_path: Path, cas
                     assert marker in block and text.split()[-1] in block
         assert marker not in outside
     verified(run, 1)
+
+
+def test_invalid_utf8_in_a_string_pairs_column_is_that_documents_reject(tmp_path: Path) -> None:
+    """A footer cannot show invalid bytes in a string pairs column (Arrow does not check them on
+    read): the driver checks the column's type, and the bad row is the document's own reject
+    (`invalid_pairs`, naming the byte) while its unit commits."""
+    good = json.dumps([{"genre": {"title": f"Primer {i}", "description": "d"},
+                        "audience": {"title": f"Pupils {i}", "description": "d"}}
+                       for i in range(5)])  # every slot supplied: no GA request
+    pairs = pa.array([good.encode(), b'[{"genre": {"title": "caf\xe9"}}]']).view(pa.string())
+    write(tmp_path / "in" / "a.parquet", pa.table({"id": ["ok", "bad"],
+                                                   "text": [en(1), en(2)], "pairs": pairs}))
+    run = run_fake_job(tmp_path / "in", tmp_path / "out", input={"pairs_column": "pairs"})
+    details = {r["source_id"]: (r["reason"], r["detail"]) for r in run.rejects()}
+    assert details == {"bad": ("invalid_pairs", "pairs column is not valid UTF-8: byte 0xe9 "
+                                                "at offset 25")}
+    assert run.variants_per_source() == {"ok": 5}
+    verified(run, 2)
+
+
+def test_a_detector_that_cannot_run_fails_the_unit_not_its_documents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """py3langid missing on a node (a real ImportError inside the detector): the unit fails on
+    every attempt naming the cause, and no document becomes an `unsupported_language` reject.
+    Documents get that reject only when detection worked (the test above)."""
+    import sys
+
+    from mga_spark.text import language
+
+    monkeypatch.setattr(language, "_identifier", None)
+    monkeypatch.setitem(sys.modules, "py3langid", None)  # import py3langid -> ImportError
+    monkeypatch.setitem(sys.modules, "py3langid.langid", None)
+    write(tmp_path / "in" / "a.parquet", pa.table({"id": ["fr", "en"],
+                                                   "text": [FR_TEXT, EN_TEXT]}))
+    run = run_fake_job(tmp_path / "in", tmp_path / "out", job={"max_failures": 2})
+    (failed,) = run.result.failed
+    assert failed["attempts"] == 2 and failed["error"].startswith("ModuleNotFoundError: ")
+    assert "py3langid" in failed["error"]
+    assert run.manifests == [] and not (tmp_path / "out" / "rejects").exists()

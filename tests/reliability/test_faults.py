@@ -25,6 +25,7 @@ from mga_spark import layout
 from mga_spark.config import Config
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.io import records
+from mga_spark.io import storage as io_storage
 from mga_spark.io import write as io_write
 from mga_spark.io.plan import Unit, make_plan
 from mga_spark.job import faults, runinfo
@@ -60,7 +61,7 @@ def two_units(tmp_path: Path) -> tuple[Config, list[Unit]]:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr(io_write.time, "sleep", slept.append)
+    monkeypatch.setattr(io_storage.time, "sleep", slept.append)
     return slept
 
 
@@ -237,7 +238,8 @@ def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch,
     cfg, (unit, _) = two_units
     inject(monkeypatch, unit, kind="write_error", times=2, message="503 Slow Down")
     process_unit(cfg, unit, armed(unit), cfg.output.path)
-    assert sleeps == [io_write.BACKOFF_START, 2 * io_write.BACKOFF_START]
+    start = io_write.BACKOFF_START  # exponential, with jitter: each wait in [ceiling/2, ceiling]
+    assert [start / 2 <= sleeps[0] <= start, start <= sleeps[1] <= 2 * start] == [True, True]
     assert capsys.readouterr().err.count(faults.FIRED) == 2
     assert records.committed_units(cfg.output.path) == {unit.id}
 
@@ -248,8 +250,10 @@ def test_a_lasting_write_error_is_a_clear_failure(two_units, monkeypatch, sleeps
     with pytest.raises(OSError) as err:
         process_unit(cfg, unit, armed(unit), cfg.output.path)
     staged = rf"{cfg.output.path}/_staging/{unit.id}/[0-9a-f]{{16}}/data.parquet"
-    assert re.fullmatch(f"writing {staged} failed after 4 attempts: 503 Slow Down", str(err.value))
-    assert sleeps == [0.5, 1.0, 2.0]  # job.write_retries=3, backoff doubling from 0.5 s
+    assert re.fullmatch(f"writing {staged}: storage kept failing \\(transient: OSError: 503 Slow "
+                        "Down\\) after 4 attempts", str(err.value))
+    # job.write_retries=3, backoff doubling from 0.5 s, each wait jittered in [ceiling/2, ceiling]
+    assert [c / 2 <= s <= c for s, c in zip(sleeps, [0.5, 1.0, 2.0], strict=True)] == [True] * 3
     assert output_files(cfg) == ["_run.json"]
 
 
@@ -390,8 +394,9 @@ def test_storage_errors_are_retried_with_backoff_then_fail_clearly(faulted) -> N
     assert fired(run.log, "write_error", units[4]) == ["0"] * 3 + ["1"] * 3
     bad = units[4]
     staged = rf"{out}/_staging/{bad.id}/[0-9a-f]{{16}}/data.parquet"
-    assert re.search(rf"unit {bad.id} \({bad.file} rows 0-2\) failed after 2 attempts: OSError: "
-                     rf"writing {staged} failed after 3 attempts: injected write error: disk full",
+    assert re.search(rf"unit {bad.id} \({bad.file} rows 0-2\) failed after 2 attempts: "
+                     rf"StorageError: writing {staged}: storage kept failing \(transient: "
+                     r"OSError: injected write error: disk full\) after 3 attempts",
                      run.stderr)
 
 

@@ -1,0 +1,184 @@
+"""Transient and permanent storage errors (io/storage.py) in writes (io/write.py) and footer reads
+(io/plan.py): real filesystem errors, s3fs's own translation of S3 error codes, a moto S3
+endpoint, a real corrupt file against an injected transient error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from mga_spark.config import InputConfig
+from mga_spark.io import plan as io_plan
+from mga_spark.io import storage
+from mga_spark.io import write as io_write
+from mga_spark.io.plan import InputError, make_plan
+from tests.helpers import write
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(storage.time, "sleep", slept.append)
+    return slept
+
+
+@pytest.fixture
+def attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of every write attempt (write's test hook, which raises nothing here)."""
+    seen: list[str] = []
+    monkeypatch.setattr(io_write, "_fault_hook", seen.append)
+    return seen
+
+
+def test_a_path_under_a_file_fails_at_once_with_its_cause(tmp_path: Path, attempts, sleeps
+                                                           ) -> None:
+    (tmp_path / "afile").write_text("x")
+    target = f"{tmp_path}/afile/out/data.parquet"  # its parent is a file: permanent, as root too
+    with pytest.raises(NotADirectoryError) as err:
+        io_write.write_bytes(LocalFileSystem(), target, b"data", retries=3)
+    assert len(attempts) == 1 and sleeps == []  # not retried
+    assert str(err.value).startswith(f"writing {target} failed, not retried (permanent: "
+                                     "NotADirectoryError: ")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes; the case above is the "
+                    "permanent error that holds as root")
+def test_a_read_only_directory_fails_at_once(tmp_path: Path, attempts, sleeps) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="not retried"):
+            io_write.write_bytes(LocalFileSystem(), f"{locked}/x", b"data", retries=3)
+    finally:
+        locked.chmod(0o700)
+    assert len(attempts) == 1 and sleeps == []
+
+
+def test_a_transient_error_is_retried_with_jittered_backoff_then_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps) -> None:
+    calls: list[str] = []
+
+    def flaky(path: str) -> None:
+        calls.append(path)
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(io_write, "_fault_hook", flaky)
+    target = f"{tmp_path}/x.json"
+    with pytest.raises(storage.StorageError) as err:
+        io_write.write_bytes(LocalFileSystem(), target, b"{}", retries=3)
+    assert str(err.value) == (f"writing {target}: storage kept failing (transient: "
+                              "ConnectionResetError: connection reset by peer) after 4 attempts")
+    assert len(calls) == 4 and len(sleeps) == 3
+    ceilings = [0.5, 1.0, 2.0]
+    assert all(c / 2 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
+    assert len({round(s / c, 6) for s, c in zip(sleeps, ceilings, strict=True)}) > 1  # jitter
+
+
+def test_s3fs_error_codes_are_classified() -> None:
+    """S3 error codes as s3fs itself translates them (botocore ClientError -> Python error)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from s3fs.errors import translate_boto_error
+
+    def s3(code: str) -> BaseException:
+        return translate_boto_error(ClientError({"Error": {"Code": code, "Message": code}}, "Put"))
+
+    assert {code: storage.kind(s3(code)) for code in (
+        "AccessDenied", "NoSuchBucket", "NoSuchKey", "SlowDown", "ServiceUnavailable",
+        "InternalError", "500", "503", "RequestTimeout")} == {
+        "AccessDenied": "permanent", "NoSuchBucket": "permanent", "NoSuchKey": "permanent",
+        "SlowDown": "transient", "ServiceUnavailable": "transient", "InternalError": "transient",
+        "500": "transient", "503": "transient", "RequestTimeout": "transient"}
+    assert storage.kind(EndpointConnectionError(endpoint_url="http://s3")) == "transient"
+    assert storage.kind(ValueError("a bug")) is None  # not a storage error: raised as it is
+
+
+# -- footer reads ---------------------------------------------------------------------------
+
+
+class FlakyFS(LocalFileSystem):
+    """The local filesystem whose first `fail` opens time out (as a throttled store does)."""
+
+    fail = 0
+    opened = 0
+
+    def _open(self, path, mode="rb", **kwargs):
+        FlakyFS.opened += 1
+        if FlakyFS.opened <= FlakyFS.fail:
+            raise TimeoutError(f"read timed out: {path}")
+        return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def flaky(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(io_plan, "url_to_fs", lambda uri, **kw: (FlakyFS(skip_instance_cache=True),
+                                                                 uri.removeprefix("file://")))
+    FlakyFS.opened = 0
+    return FlakyFS
+
+
+def _corpus(tmp_path: Path) -> Path:
+    write(tmp_path / "in" / "a.parquet", pa.table({"text": ["one", "two"]}))
+    return tmp_path / "in"
+
+
+def test_a_transient_footer_read_error_is_retried(tmp_path: Path, flaky, sleeps) -> None:
+    flaky.fail = 2
+    plan = make_plan(InputConfig(paths=[str(_corpus(tmp_path))]), 10)
+    assert plan.documents == 2 and not plan.bad_files and len(sleeps) == 2
+
+
+@pytest.mark.parametrize("on_bad_file", ["fail", "skip"])
+def test_a_lasting_transient_read_error_fails_the_run_naming_it(tmp_path: Path, flaky, sleeps,
+                                                                on_bad_file: str) -> None:
+    """Never "not a Parquet file", and never skipped: the file is fine, the storage is not."""
+    flaky.fail = 100
+    cfg = InputConfig(paths=[str(_corpus(tmp_path))], on_bad_file=on_bad_file)
+    with pytest.raises(InputError) as err:
+        make_plan(cfg, 10)
+    message = str(err.value)
+    assert "a.parquet: storage kept failing (transient: TimeoutError: read timed out" in message
+    assert f"after {io_plan.READ_ATTEMPTS} attempts" in message
+    assert "not a Parquet file" not in message and "not skipped" in message
+
+
+def test_a_real_corrupt_footer_is_not_a_parquet_file_and_not_retried(tmp_path: Path,
+                                                                     sleeps) -> None:
+    inp = _corpus(tmp_path)
+    blob = (inp / "a.parquet").read_bytes()
+    (inp / "b.parquet").write_bytes(blob[: len(blob) // 2] + b"garbagePAR1")
+    plan = make_plan(InputConfig(paths=[str(inp)], on_bad_file="skip"), 10)
+    assert [(Path(b.file).name, b.problem.split(":")[0]) for b in plan.bad_files] == [
+        ("b.parquet", "not a Parquet file")]
+    assert sleeps == []
+
+
+@pytest.mark.cluster
+def test_moto_s3_missing_bucket_fails_at_once_and_a_good_one_writes(tmp_path: Path,
+                                                                    attempts, sleeps) -> None:
+    """A real S3 endpoint (moto on loopback): NoSuchBucket is permanent, not retried."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        keys = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     **keys).create_bucket(Bucket="there")
+        fs = s3fs.S3FileSystem(key="test", secret="test", skip_instance_cache=True,
+                               client_kwargs={"endpoint_url": endpoint})
+        with pytest.raises(FileNotFoundError, match="not retried"):
+            io_write.write_bytes(fs, "missing-bucket/x.json", b"{}", retries=3)
+        assert len(attempts) == 1 and sleeps == []
+        io_write.write_bytes(fs, "there/x.json", b"{}", retries=3)
+        assert fs.cat_file("there/x.json") == b"{}"
+    finally:
+        server.stop()

@@ -137,12 +137,14 @@ class GAConfig(Strict):
     num_pairs: int = Field(5, ge=1, le=20)
     # Used for every document, in the first slots; the model proposes the rest (none if full).
     pairs: list[PairSpec] = Field(default_factory=list)
-    max_tokens: int = Field(1024, gt=0)
+    # Covers the longest answer the bounds below allow (~5,600 tokens of Chinese at 60/400);
+    # the driver's preflight checks any pair of values against the model's real tokenizer.
+    max_tokens: int = Field(5632, gt=0)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     structured_output: bool = True
-    max_title_chars: int = Field(100, ge=8, description="structured-output bound per title")
-    max_description_chars: int = Field(800, ge=16, description="bound per description")
+    max_title_chars: int = Field(60, ge=8, description="structured-output bound per title")
+    max_description_chars: int = Field(400, ge=16, description="bound per description (2-3 sentences)")
 
     @model_validator(mode="after")
     def _pairs_fit(self) -> GAConfig:
@@ -166,10 +168,10 @@ class RewriteConfig(Strict):
 class JudgeConfig(Strict):
     enabled: bool = True
     threshold: int = Field(3, ge=1, le=5)
-    max_tokens: int = Field(512, gt=0)
+    max_tokens: int = Field(768, gt=0)  # covers max_analysis_chars of Chinese plus the score
     temperature: float = Field(0.0, ge=0)
     structured_output: bool = True
-    max_analysis_chars: int = Field(1500, ge=16, description="structured-output bound")
+    max_analysis_chars: int = Field(600, ge=16, description="structured-output bound")
 
 
 class ChunkConfig(Strict):

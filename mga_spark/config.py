@@ -2,6 +2,9 @@
 
 Invalid configuration fails here, before any model loads, naming the field and what is allowed.
 Engine settings are not re-declared: `model.engine_args` is passed to vLLM's `LLM(...)` as is.
+
+Over 300 lines because every section's model, its bounds and the fingerprint's key list
+belong together: they are the one place a setting is defined and classified.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import copy
 import hashlib
 import json
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +27,16 @@ from pydantic import (
     model_validator,
 )
 
+from mga_spark.redaction import redact
+
 Mode = Literal["base", "strict", "relaxed"]
 Language = Literal["en", "zh"]
-# A key is secret when one of its words (split at _ . -) is one of these ("aws_secret_access_key",
-# "hf_token"), but not "max_tokens" or "tokenizer".
-SECRET_KEY = re.compile(
-    r"(^|[._-])(secret|password|passwd|token|key|credential|credentials)($|[._-])", re.IGNORECASE
-)
+# Spark settings that put variables into the environment of the driver, the YARN application
+# master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
+# test-only MGA_SPARK_TEST_FAULTS) must not be set from a configuration file.
+PROJECT_ENV_SETTING = re.compile(
+    r"^spark\.(?:executorEnv|yarn\.appMasterEnv|kubernetes\.driverEnv|mesos\.driverEnv)\."
+    r"(?P<name>MGA_SPARK_\w*)$", re.IGNORECASE)
 
 
 class Strict(BaseModel):
@@ -77,7 +84,9 @@ class OutputConfig(Strict):
 
 
 class ModelConfig(Strict):
-    backend: Literal["vllm"] = "vllm"
+    # vllm: the in-process vLLM engine. dry: instant canned answers that pass every check, to test
+    # a cluster, storage and scheduling without a model (the `model` column then says "dry").
+    engine: Literal["vllm", "dry"] = "vllm"
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="passed through to vllm.LLM(...)"
     )
@@ -185,6 +194,27 @@ class JobConfig(Strict):
     master: str | None = None  # e.g. local[2]; None: whatever spark-submit gives
     spark_conf: dict[str, str] = Field(default_factory=dict)
     write_retries: int = Field(3, ge=0)
+    unit_timeout_s: float | None = Field(
+        None, gt=0, description="a unit's attempt fails past this many seconds; None: no deadline"
+    )
+    lease_timeout_s: float = Field(
+        600, gt=0, description="a driver's lease on the output goes stale this long after its "
+        "last heartbeat (one every lease_timeout_s / 10), and the next run takes it over")
+    accept_changes: list[str] = Field(
+        default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
+        "change a resume accepts knowingly; recorded in _run.json")
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _no_project_environment(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            found = PROJECT_ENV_SETTING.match(key)
+            if found:
+                raise ValueError(
+                    f"{key!r} would set the environment variable {found['name']} on the cluster; "
+                    "MGA_SPARK_* variables are the project's own (fault injection is for tests "
+                    "only) and cannot be set from job.spark_conf")
+        return v
 
 
 class Config(Strict):
@@ -199,37 +229,67 @@ class Config(Strict):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     job: JobConfig = Field(default_factory=JobConfig)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes what a unit's output is (not where or how fast)."""
-        data = self.model_dump(mode="json", exclude={"output": {"path"}, "job": True})
-        data["unit_docs"] = self.job.unit_docs  # units are cut by it: resume must keep it
-        data["model"]["engine_args"] = {
-            k: v for k, v in data["model"]["engine_args"].items() if k in OUTPUT_AFFECTING_ARGS
-        }
-        blob = json.dumps(data, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+    def fingerprint_inputs(self, *, prompt_version: str) -> dict[str, Any]:
+        """Everything that changes a row, as flat `section.key` -> value: every setting except
+        the OPERATIONAL ones, the engine arguments in OUTPUT_AFFECTING_ARGS, the prompt version
+        and the package version. `_run.json` stores it, so a refused resume names what changed."""
+        data = self.model_dump(mode="json")
+        args = data["model"].pop("engine_args")
+        flat = {k: v for k, v in _flatten(data) if k not in OPERATIONAL
+                and not (k.startswith("job.") and k != "job.unit_docs")}
+        flat.update({f"model.engine_args.{k}": v for k, v in args.items()
+                     if k in OUTPUT_AFFECTING_ARGS})
+        flat["prompts.version"] = prompt_version
+        flat["package.version"] = package_version()
+        return flat
+
+    def fingerprint(self, *, prompt_version: str) -> str:
+        """Hash of `fingerprint_inputs`: equal exactly when no row-changing setting differs."""
+        return fingerprint_of(self.fingerprint_inputs(prompt_version=prompt_version))
 
     def redacted(self) -> dict:
+        """The configuration with secrets masked (`mga_spark.redaction`), for `_run.json`."""
         return redact(self.model_dump(mode="json"))
 
 
-# Engine arguments that change the text produced; the rest (memory, parallelism) do not.
-OUTPUT_AFFECTING_ARGS = {"model", "revision", "tokenizer", "quantization", "dtype", "seed"}
+# Engine arguments that change the text produced; the rest (memory, parallelism, batching,
+# speculative decoding, logging) do not: resuming with other values is allowed.
+OUTPUT_AFFECTING_ARGS = {
+    "model", "revision", "tokenizer", "tokenizer_revision", "tokenizer_mode", "trust_remote_code",
+    "dtype", "quantization", "load_format", "seed", "max_model_len", "served_model_name",
+    "generation_config", "override_generation_config", "kv_cache_dtype",
+    "enable_chunked_prefill", "hf_overrides",
+}
+# Settings that change where the output goes or how fast it is made, never a row. Every other
+# setting is in the fingerprint (so a new setting is, until it is declared operational here);
+# so is job.unit_docs (units are cut by it), while the rest of `job` is operational.
+OPERATIONAL = {"input.paths", "input.on_bad_file", "output.path", "output.compression",
+               "pipeline.max_inflight_docs", "model.device"}
+
+
+def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def fingerprint_of(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("mga-spark")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user."""
-
-
-def redact(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {
-            k: "***" if SECRET_KEY.search(k) and v else redact(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def apply_override(data: dict, assignment: str) -> None:

@@ -1,4 +1,5 @@
-"""Output tables: Arrow schemas, row dataclasses and the closed set of reject reasons."""
+"""The shapes every layer shares: stages, reject reasons, the genre-audience pair, the input
+document, the output rows and their Arrow schemas, and `Failure` (a reason and a detail)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
 
 
 class Stage(str, Enum):
@@ -49,8 +51,10 @@ class Reason(str, Enum):
     WRONG_LANGUAGE = "wrong_language"
     EMPTY_AFTER_CLEANING = "empty_after_cleaning"
     NEAR_DUPLICATE_VARIANT = "near_duplicate_variant"
-    # any stage
-    ENGINE_ERROR = "engine_error"
+    # any stage: the engine's answer is not a complete one
+    ENGINE_ERROR = "engine_error"  # the engine failed the request
+    ENGINE_ABORTED = "engine_aborted"  # finish_reason "abort": stopped before it finished
+    INCOMPLETE_ANSWER = "incomplete_answer"  # any other finish reason than stop/length/error
 
 
 class PairSource(str, Enum):
@@ -59,6 +63,29 @@ class PairSource(str, Enum):
     GENERATED = "generated"  # proposed by the model (GA stage)
     CONFIG = "config"  # ga.pairs
     INPUT = "input"  # the document's input.pairs_column
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Genre(_Frozen):
+    title: str
+    description: str
+
+
+class Audience(_Frozen):
+    title: str
+    description: str
+
+
+class GAPair(_Frozen):
+    """A genre-audience pair: proposed by the model (stages/ga.py parses GA answers into it and
+    generates the GA JSON schema from it), supplied (`ga.pairs`, `input.pairs_column`), or used by
+    a previous run (append mode). Every stage after GA works on one."""
+
+    genre: Genre
+    audience: Audience
 
 
 @dataclass(frozen=True)
@@ -159,15 +186,17 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
-
-
 MAX_DETAIL = 200  # characters of a reject's detail excerpt
 
 
 @dataclass(frozen=True)
 class Failure:
+    """Why a value is unusable; the ledger turns it into a reject row."""
+
     reason: Reason
     detail: str
+    stage: Stage | None = None  # where it failed, when not at the request's stage (clean)
+    raw: str | None = None  # the text to keep as raw_output instead of the model's answer
 
 
 def short(text: str, limit: int = MAX_DETAIL) -> str:

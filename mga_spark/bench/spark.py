@@ -51,20 +51,19 @@ def job_config(cfg: Config, input_dir: Path, output: Path, unit_docs: int) -> Co
 
 def reset_worker_prefix_cache(_: object) -> bool:
     """Runs in the Spark Python worker: reset the cached engine's prefix cache."""
-    from mga_spark.engine import vllm as vllm_engine
+    from mga_spark.engine import cache
 
-    done = True
-    for engine in list(vllm_engine._cache.values()):
-        if engine._llm is not None:
-            done = bool(engine._llm.reset_prefix_cache()) and done
-    return done
+    engine = cache.current()
+    llm = getattr(engine, "_llm", None)
+    return llm is None or bool(llm.reset_prefix_cache())
 
 
 def spark_phase(cfg: Config, docs: list[Document], warmup: list[Document], workdir: Path,
                 unit_docs: int, rounds: int = 1, spark=None) -> PhaseResult:
     """The job on `docs`, `rounds` times (fresh output each time, prefix cache reset before
     each); the fastest run is kept. `spark`: a session to use (and leave running)."""
-    from mga_spark.job.spark import get_session, run_job
+    from mga_spark.job.run import run_job
+    from mga_spark.job.spark import SparkRunner, get_session
 
     corpus = write_corpus(workdir / "spark-input", docs, unit_docs)
     warm_corpus = write_corpus(workdir / "spark-warmup-input", warmup, unit_docs)
@@ -73,7 +72,7 @@ def spark_phase(cfg: Config, docs: list[Document], warmup: list[Document], workd
     runs: list[PhaseResult] = []
     try:
         started = time.perf_counter()
-        warm_result = run_job(warm, session, show_progress=False)
+        warm_result = run_job(warm, SparkRunner(session), show_progress=False)
         if not warm_result.ok:
             raise RuntimeError(f"Spark warm-up: units failed: {warm_result.failed}")
         warm_seconds = time.perf_counter() - started
@@ -82,7 +81,7 @@ def spark_phase(cfg: Config, docs: list[Document], warmup: list[Document], workd
             reset = session.sparkContext.parallelize([0], 1).map(reset_worker_prefix_cache)
             reset_ok = all(reset.collect())
             started = time.perf_counter()
-            result = run_job(measured, session, show_progress=False)
+            result = run_job(measured, SparkRunner(session), show_progress=False)
             seconds = time.perf_counter() - started
             if not result.ok:
                 raise RuntimeError(f"Spark phase: units failed: {result.failed}")

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from mga_spark.config import GAConfig, PairSpec, pair_key
-from mga_spark.schema import Failure, PairSource, Reason, short
-from mga_spark.stages.answer import Audience, GAPair, Genre
+from mga_spark.schema import Audience, Failure, GAPair, Genre, PairSource, Reason, short
 
 Key = tuple[str, str]
 

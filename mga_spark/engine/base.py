@@ -1,8 +1,16 @@
-"""The engine protocol the pipeline drives, (the fake lives in `fake.py`).
+"""The engine protocol the pipeline drives, and the errors an engine raises instead of answering.
 
 The pipeline never calls `generate(batch)`: it submits requests one by one and polls for finished
 ones, submitting follow-up requests as soon as their inputs exist. That keeps the engine's queue
-full across stages (continuous stage flow). The vLLM implementation lives in `vllm_engine.py`.
+full across stages (continuous stage flow). Implementations: `vllm.py` (the real engine),
+`fake.py` (scripted, for tests), `dry.py` (canned answers, to test the plumbing); `cache.py` holds
+the process's engine.
+
+Errors: a request that fails because of its own content comes back as a Completion with
+finish_reason "error" (a per-slot reject). Everything else raises: a `SystematicRequestError` when
+every similar request would fail the same way (the configuration, a schema or messages built by
+this code, an engine API change), so the unit fails instead of committing a corpus of rejects; any
+other exception out of `submit` or `poll` means the engine itself is broken (`cache.discard`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,35 @@ class Completion:
     prompt_tokens: int
     output_tokens: int
     error: str | None = None  # set when finish_reason == "error"
+
+
+class SystematicRequestError(RuntimeError):
+    """The engine refused a request for a reason that is not about this request's content: every
+    request of the unit would meet it. Raised, never turned into a reject."""
+
+
+class ContextOverflow(SystematicRequestError):
+    """Prompt plus max_tokens do not fit the model's context (max_model_len): the configuration
+    leaves no room for this stage's answer, or its prompt."""
+
+    def __init__(self, request_id: str, prompt_tokens: int, max_tokens: int,
+                 max_model_len: int) -> None:
+        self.request_id, self.prompt_tokens = request_id, prompt_tokens
+        self.max_tokens, self.max_model_len = max_tokens, max_model_len
+        super().__init__(
+            f"request {show_id(request_id)}: the prompt has {prompt_tokens} tokens and max_tokens "
+            f"is {max_tokens}: {prompt_tokens + max_tokens} > max_model_len {max_model_len}. "
+            "Raise model.engine_args.max_model_len, or lower chunking.max_tokens or the stage's "
+            "max_tokens (ga, rewrite, judge)")
+
+    def __reduce__(self) -> tuple:  # picklable despite its own arguments
+        return (type(self), (self.request_id, self.prompt_tokens, self.max_tokens,
+                             self.max_model_len))
+
+
+def show_id(request_id: str) -> str:
+    """A request id as the pipeline builds it (fields joined by \\x1f), readable in a message."""
+    return repr(request_id.replace("\x1f", "/"))
 
 
 class Engine(Protocol):

@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mga_spark.engine.base import Completion, Request
+from mga_spark.engine.base import Completion, ContextOverflow, Request
 
 Responder = Callable[[Request], "str | tuple[str, str] | Exception"]
 
@@ -18,15 +18,23 @@ class FakeEngine:
 
     `batch` finished requests come back per poll, in submission order, so follow-up requests
     interleave with earlier stages the way they do on a real engine.
+
+    With `max_model_len`, a request whose prompt plus max_tokens exceeds it raises
+    ContextOverflow from `submit`, as the vLLM engine does (tokens counted as words).
     """
 
     responder: Responder
     model_name: str = "fake"
     batch: int = 8
+    max_model_len: int | None = None
     sent: list[Request] = field(default_factory=list)
     _queue: deque = field(default_factory=deque)
 
     def submit(self, request: Request) -> None:
+        if self.max_model_len is not None:
+            prompt = sum(self.count_tokens(m["content"]) for m in request.messages)
+            if prompt + request.max_tokens > self.max_model_len:
+                raise ContextOverflow(request.id, prompt, request.max_tokens, self.max_model_len)
         self.sent.append(request)
         self._queue.append(request)
 

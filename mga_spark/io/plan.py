@@ -6,6 +6,10 @@ write input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyar
 units even. The plan keeps one entry per unit, never per document, so driver memory does not
 grow with the corpus. Unit ids depend only on (file URI, row range): a re-plan of the same
 input gives the same ids, which is what resume and `verify` rely on.
+
+Each unit also carries its file's pin, read at planning: the size plus the store's ETag (S3, GCS,
+Azure) or, without one, the modification time (local disks). The committed manifest records it,
+and a resume or `verify` that finds a committed unit's file with another pin refuses, naming it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ class InputError(Exception):
     """An input problem, phrased for the user: names the file (or path) and what is wrong."""
 
 
+Pin = tuple[tuple[str, object], ...]  # (("size", 123), ("etag", '"9b2c..."')) or mtime
+
+
 @dataclass(frozen=True)
 class Unit:
     id: str
@@ -37,6 +44,7 @@ class Unit:
     row_start: int  # [row_start, row_end), absolute row indexes in the file
     row_end: int
     row_groups: tuple[int, ...]
+    pin: Pin | None = None  # the file as planned (see the module docstring)
 
     @property
     def documents(self) -> int:
@@ -63,6 +71,17 @@ class FileInfo:
     file: str
     row_group_rows: tuple[int, ...]
     bytes: int
+    pin: Pin | None = None
+
+
+def file_pin(details: dict, size: int) -> Pin:
+    """A file's identity from its listing entry: size plus ETag, or size plus mtime."""
+    etag = details.get("ETag") or details.get("etag")
+    if etag:
+        return (("size", size), ("etag", str(etag)))
+    mtime = next((details[k] for k in ("mtime", "LastModified", "last_modified", "updated")
+                  if details.get(k) is not None), None)
+    return (("size", size), ("mtime", str(mtime))) if mtime is not None else (("size", size),)
 
 
 def unit_id(file: str, row_start: int, row_end: int) -> str:
@@ -151,18 +170,21 @@ def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
     fs, path = url_to_fs(file)
     try:
         with fs.open(path, "rb") as f:
+            details = getattr(f, "details", None)  # object stores: the HEAD the open did
             size = getattr(f, "size", None)
             try:
                 meta = pq.ParquetFile(f).metadata
             except Exception as e:  # pyarrow raises ArrowInvalid or OSError for bad bytes
                 return BadFile(file, f"not a Parquet file: {e}")
+        details = details if isinstance(details, dict) else fs.info(path)
     except OSError as e:
         return BadFile(file, f"cannot read: {e}")
     problem = check_schema(meta.schema.to_arrow_schema(), cfg)
     if problem is not None:
         return BadFile(file, problem)
     rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    return FileInfo(file, rows, size if size is not None else fs.size(path))
+    size = int(size if size is not None else details["size"])
+    return FileInfo(file, rows, size, file_pin(details, size))
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -174,13 +196,14 @@ def cut_units(info: FileInfo, unit_docs: int) -> Iterator[Unit]:
     groups: list[int] = []
     for index, rows in enumerate(info.row_group_rows):
         if groups and end - start + rows > unit_docs:
-            yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups))
+            yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups),
+                       info.pin)
             start, groups = end, []
         if rows:
             groups.append(index)
         end += rows
     if groups:
-        yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups))
+        yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups), info.pin)
 
 
 def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32) -> Plan:

@@ -1,40 +1,59 @@
-"""Executor-side writing: a unit's outputs, each file finished in memory and put atomically.
+"""Storage primitives of an output: atomic puts, exclusive creates, and in-memory Parquet files.
 
-Every output file is finished in memory first and then put in one step: on object stores with
-one `pipe` (a single put is atomic), on local disks through a hidden temporary file in the same
-directory that is fsynced and renamed into place. A unit's manifest is written after its data
-and rejects files, so a manifest means the unit is complete; a retried unit rewrites the same
-names. Failed writes (OSError) are retried with exponential backoff.
+`write_bytes` puts a finished file in one step: on object stores with one `pipe` (a single put
+is atomic), on local disks through a hidden temporary file in the same directory that is fsynced,
+renamed into place, and whose directory is fsynced. `create_exclusive` does the same but fails
+with FileExistsError when the name exists, atomically: the commit protocol (io/commit.py), the
+output lease (io/lease.py) and `_run.json` rely on it. Filesystems without an atomic exclusive
+create are refused by `check_exclusive` before any work starts (see EXCLUSIVE). Failed writes
+(OSError) are retried with exponential backoff.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
-from mga_spark.io.plan import Unit
-from mga_spark.schema import REJECT_SCHEMA, RejectRow, VariantRow
-
 log = logging.getLogger(__name__)
 
-MANIFEST_DIR = "_manifest"
 FLUSH_ROWS = 4096  # rows per Arrow batch (and Parquet row group) in output files
 BACKOFF_START = 0.5  # seconds before the first write retry; doubles each time
+# How each filesystem creates a file only if it does not exist, atomically:
+#   link:      local disks (and NFS): write a hidden temp file, fsync, os.link to the name
+#              (fails if it exists), fsync the directory;
+#   create:    S3 (`If-None-Match: *`, s3fs `mode="create"`) and GCS (`ifGenerationMatch=0`);
+#   overwrite: Azure Blob (`overwrite=False`);
+#   lock:      fsspec's in-process memory filesystem (tests), under a process-wide lock.
+# Anything else (hdfs, webhdfs, sftp, smb, http, ...) is refused: fsspec offers no exclusive
+# create there, and a check-then-write would let two attempts of a unit both commit.
+EXCLUSIVE = {"file": "link", "local": "link", "s3": "create", "s3a": "create", "gs": "create",
+             "gcs": "create", "abfs": "overwrite", "abfss": "overwrite", "az": "overwrite",
+             "memory": "lock"}
+_MEMORY_LOCK = threading.Lock()
 
 # TEST ONLY: when set, called with the full path before every write attempt; raise OSError in
 # it to simulate a failing filesystem. Production code never sets it.
 _fault_hook: Callable[[str], None] | None = None
 
+
+class OutputRefused(RuntimeError):
+    """This run may not write to the output; the message says why and what to do instead."""
+
+
+class UnsupportedOutput(OutputRefused):
+    """The output's filesystem cannot create a file exclusively (atomically, only if absent)."""
 
 
 def output_fs(output: str) -> tuple[AbstractFileSystem, str]:
@@ -45,43 +64,173 @@ def output_fs(output: str) -> tuple[AbstractFileSystem, str]:
     return fs, root.rstrip("/") or "/"
 
 
-def _is_local(fs: AbstractFileSystem) -> bool:
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "file" in protocols
+def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
-def _put(fs: AbstractFileSystem, path: str, data: bytes) -> None:
-    if not _is_local(fs):
-        fs.pipe_file(path, data)
-        return
+def is_local(fs: AbstractFileSystem) -> bool:
+    return "file" in _protocols(fs)
+
+
+def exclusive_method(fs: AbstractFileSystem) -> str | None:
+    return next((EXCLUSIVE[p] for p in _protocols(fs) if p in EXCLUSIVE), None)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename or link in `directory` durable (a node crash cannot undo it)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _local_temp(path: str, data: bytes) -> str:
     directory, name = path.rsplit("/", 1)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{directory}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def _put(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    tmp = _local_temp(path, data)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.rsplit("/", 1)[0])
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def write_bytes(fs: AbstractFileSystem, path: str, data: bytes, retries: int = 3) -> None:
-    """Atomically put `data` at `path`, retrying OSError `retries` times with backoff."""
+def _create_local(path: str, data: bytes) -> None:
+    tmp = _local_temp(path, data)
+    try:
+        os.link(tmp, path)  # atomic, and FileExistsError when the name is taken
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise UnsupportedOutput(f"{path}: this filesystem refuses hard links ({e}), which "
+                                    "local outputs need for an exclusive create; write the "
+                                    "output to a local disk, NFS, or an object store") from e
+        raise
+    finally:
+        os.remove(tmp)
+    fsync_dir(path.rsplit("/", 1)[0])
+
+
+def _create(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    method = exclusive_method(fs)
+    if method == "link":
+        _create_local(path, data)
+    elif method == "create":
+        fs.pipe_file(path, data, mode="create")
+    elif method == "overwrite":
+        try:
+            fs.pipe_file(path, data, overwrite=False)
+        except Exception as e:  # azure.core.exceptions.ResourceExistsError; no hard import
+            if type(e).__name__ == "ResourceExistsError":
+                raise FileExistsError(path) from e
+            raise
+    elif method == "lock":
+        with _MEMORY_LOCK:
+            fs.pipe_file(path, data, mode="create")
+    else:
+        raise UnsupportedOutput(unsupported_message(fs, path))
+
+
+def unsupported_message(fs: AbstractFileSystem, path: str) -> str:
+    return (f"{_protocols(fs)[0]}://{path.lstrip('/')}: this filesystem offers no atomic "
+            "exclusive create (create only if absent; fsspec's hdfs and webhdfs, sftp, smb and "
+            "http write in place), which the commit protocol needs so that exactly one attempt "
+            "of a unit commits. Supported outputs: local paths (also NFS), s3://, gs://, "
+            "abfs://. Write to one of them and copy the finished output.")
+
+
+def with_retries(action: Callable[[], None], path: str, retries: int,
+                 fatal: tuple[type[OSError], ...] = (FileExistsError,)) -> None:
+    """Run the write `action` on `path`, retrying OSError (except `fatal` ones) with backoff."""
     for attempt in range(retries + 1):
         try:
             if _fault_hook is not None:
                 _fault_hook(path)
-            _put(fs, path, data)
+            action()
             return
+        except fatal:
+            raise
         except OSError as e:
             if attempt == retries:
                 raise OSError(f"writing {path} failed after {attempt + 1} attempts: {e}") from e
             delay = BACKOFF_START * 2**attempt
             log.warning("writing %s failed (%s); retrying in %.1fs", path, e, delay)
             time.sleep(delay)
+
+
+def write_bytes(fs: AbstractFileSystem, path: str, data: bytes, retries: int = 3) -> None:
+    """Atomically put `data` at `path` (replacing it), retrying OSError with backoff."""
+    with_retries(lambda: _put(fs, path, data), path, retries)
+
+
+def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes, retries: int = 3) -> None:
+    """Atomically create `path` holding `data`; FileExistsError when it exists already.
+
+    A retried create can meet the file its own earlier try made (the store wrote it, the answer
+    was lost): callers that need to know who created it compare the content."""
+    with_retries(lambda: _create(fs, path, data), path, retries)
+
+
+def check_exclusive(fs: AbstractFileSystem, directory: str) -> None:
+    """Refuse (UnsupportedOutput) a filesystem without an atomic exclusive create, and an
+    object store that ignores the condition: a probe file is created twice in `directory` and
+    the second create must fail. The probe is removed."""
+    if exclusive_method(fs) is None:
+        raise UnsupportedOutput(unsupported_message(fs, directory))
+    probe = f"{directory}/.probe-{uuid.uuid4().hex}"
+    try:
+        create_exclusive(fs, probe, b"probe", retries=1)
+        try:
+            create_exclusive(fs, probe, b"probe again", retries=0)
+        except FileExistsError:
+            return
+        raise UnsupportedOutput(f"{probe}: the store accepted a second exclusive create of the "
+                                "same name (it ignores If-None-Match or its equivalent), so two "
+                                "attempts of a unit could both commit. Use a store that honours "
+                                "conditional writes.")
+    finally:
+        remove_file(fs, probe)
+
+
+def list_dir(fs: AbstractFileSystem, directory: str, detail: bool = False) -> list:
+    """`fs.ls(directory)` as it is now, leaving no listing in the filesystem's cache: s3fs would
+    otherwise answer later `info`/`open` calls for files in that directory from the stale
+    listing (a file another process wrote since then: FileNotFoundError). Missing: []."""
+    fs.invalidate_cache(directory)
+    try:
+        return fs.ls(directory, detail=detail)
+    except FileNotFoundError:
+        return []
+    finally:
+        fs.invalidate_cache(directory)
+
+
+def remove_file(fs: AbstractFileSystem, path: str) -> None:
+    """Remove `path`; a missing file is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
+
+
+def json_bytes(obj: dict) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+
+
+# -- Parquet in memory ---------------------------------------------------------------------
 
 
 def _utf8(value: object) -> object:
@@ -113,7 +262,7 @@ def to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-class _ParquetBuffer:
+class ParquetBuffer:
     """Rows -> an in-memory Parquet file, flushed in batches of FLUSH_ROWS."""
 
     def __init__(self, schema: pa.Schema, compression: str) -> None:
@@ -138,55 +287,3 @@ class _ParquetBuffer:
         self.flush()
         self.writer.close()
         return self.sink.getvalue().to_pybytes()
-
-
-class UnitWriter:
-    """Collects one unit's rows; `commit` writes data, rejects, then the manifest."""
-
-    def __init__(self, output: str, unit: Unit, data_schema: pa.Schema, compression: str,
-                 retries: int = 3) -> None:
-        self.fs, self.root = output_fs(output)
-        self.unit = unit
-        self.retries = retries
-        self._data = _ParquetBuffer(data_schema, compression)
-        self._rejects = _ParquetBuffer(REJECT_SCHEMA, compression)
-        self._kinds: dict[str, int] = {}
-        self._committed = False
-
-    def add(self, rows: Iterable[VariantRow | RejectRow]) -> None:
-        for row in rows:
-            if isinstance(row, VariantRow):
-                self._data.add(row.to_dict())
-                self._kinds[row.kind] = self._kinds.get(row.kind, 0) + 1
-            elif isinstance(row, RejectRow):
-                self._rejects.add(row.to_dict())
-            else:
-                raise TypeError(f"expected VariantRow or RejectRow, got {type(row).__name__}")
-
-    def commit(self, manifest: dict) -> dict:
-        if self._committed:
-            raise RuntimeError(f"unit {self.unit.id} is already committed")
-        uid = self.unit.id
-        files = {"data": f"data/part-{uid}.parquet", "rejects": f"rejects/part-{uid}.parquet"}
-        self._write(files["data"], self._data.finish())
-        self._write(files["rejects"], self._rejects.finish())
-        final = {
-            **manifest,
-            "unit": {"id": uid, "file": self.unit.file, "row_start": self.unit.row_start,
-                     "row_end": self.unit.row_end, "row_groups": list(self.unit.row_groups)},
-            "rows": {"data": self._data.count, "rejects": self._rejects.count,
-                     "reformulations": self._kinds.get("reformulation", 0),
-                     "originals": self._kinds.get("original", 0)},
-            "files": files,
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        self._write(f"{MANIFEST_DIR}/{uid}.json", json_bytes(final))
-        self._committed = True
-        return final
-
-    def _write(self, name: str, data: bytes) -> None:
-        write_bytes(self.fs, f"{self.root}/{name}", data, self.retries)
-
-
-def json_bytes(obj: dict) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()

@@ -17,14 +17,14 @@ import logging
 
 import pyarrow.parquet as pq
 
+from mga_spark import layout
 from mga_spark.config import Config, GAConfig
 from mga_spark.core.pairs import History
 from mga_spark.io import records, write
 from mga_spark.io.plan import InputError, Plan, Unit
-from mga_spark.stages.answer import Audience, GAPair, Genre
+from mga_spark.schema import Audience, GAPair, Genre
 
 log = logging.getLogger(__name__)
-RUN_FILE = "_run.json"
 PAIR_COLUMNS = ["source_id", "chunk_index", "pair_index", "kind", "genre", "genre_description",
                 "audience", "audience_description"]
 MAX_CHAIN = 100
@@ -41,9 +41,10 @@ def previous_runs(cfg: Config) -> list[tuple[str, dict]]:
     while uri:
         if len(chain) >= MAX_CHAIN or any(u == uri for u, _ in chain):
             raise AppendError(f"output.previous chain loops or is too long at {uri}")
-        record = records.read_json(uri, RUN_FILE)
+        record = records.read_json(uri, layout.RUN_FILE)
         if record is None:
-            raise AppendError(f"output.previous={uri}: no {RUN_FILE} there, so no run wrote it")
+            raise AppendError(f"output.previous={uri}: no {layout.RUN_FILE} there, so no run "
+                              "wrote it")
         chain.append((uri, record))
         out = (record.get("config") or {}).get("output") or {}
         uri = out.get("previous") if out.get("mode") == "append" else None
@@ -78,7 +79,7 @@ def check(cfg: Config, plan: Plan) -> None:
 def _pairs_of(uri: str, unit: Unit, used: dict[tuple[str, int], list[GAPair]]) -> None:
     fs, root = write.output_fs(uri)
     try:
-        with fs.open(f"{root}/data/part-{unit.id}.parquet", "rb") as f:
+        with fs.open(f"{root}/{layout.data_file(unit.id)}", "rb") as f:
             table = pq.read_table(f, columns=PAIR_COLUMNS)
     except FileNotFoundError as e:
         raise AppendError(f"{uri}: unit {unit.id} has no data file") from e
@@ -98,7 +99,7 @@ def history_for(cfg: Config, unit: Unit) -> History:
     if not chain:
         return History()
     uri, record = chain[0]
-    manifest = records.read_json(uri, f"{records.MANIFEST_DIR}/{unit.id}.json")
+    manifest = records.read_json(uri, layout.manifest_file(unit.id))
     if manifest is None:
         raise AppendError(f"{uri}: unit {unit.id} has no manifest")
     num_pairs = _setting(record, "ga", "num_pairs", GAConfig().num_pairs)

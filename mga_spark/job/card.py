@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from mga_spark import layout
 from mga_spark.io import records, write
 
 log = logging.getLogger(__name__)
-CARD_FILE = "README.md"
 PAPER = "https://arxiv.org/abs/2502.04235"
 COLUMNS = {
     "id": "unique per variant: `<source_id>/<chunk>/<pair>` or `<source_id>/original`",
@@ -104,7 +104,7 @@ def _header(schema: pa.Schema | None, rows: int, num_bytes: int, file_bytes: int
         "tags": ["synthetic", "reformulation", "mga", "pretraining"],
         "size_categories": [size_category(rows)],
         "configs": [{"config_name": "default",
-                     "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+                     "data_files": [{"split": "train", "path": f"{layout.DATA_DIR}/*.parquet"}]}],
         "dataset_info": info,
     }
     head = {k: v for k, v in head.items() if v is not None}
@@ -148,7 +148,7 @@ def summary(output: str, manifests: list[dict] | None = None) -> dict:
 
 def _loading(output: str) -> str:
     where = output if "://" in output else str(Path(output).resolve())
-    data = f"{where.rstrip('/')}/data"
+    data = f"{where.rstrip('/')}/{layout.DATA_DIR}"
     return f"""## Load it
 
 With Hugging Face `datasets` (this directory is also a dataset repository: `load_dataset` on its
@@ -258,7 +258,7 @@ def _body(output: str, record: dict, s: dict) -> str:
 
 
 def render(output: str) -> str:
-    record = records.read_json(output, "_run.json") or {}
+    record = records.read_json(output, layout.RUN_FILE) or {}
     manifests = records.read_manifests(output)
     s = summary(output, manifests)
     schema, num_bytes, file_bytes = _footers(output, s["data_files"])
@@ -272,6 +272,6 @@ def write_card(output: str) -> str:
     """Write OUTPUT/README.md; returns its text."""
     text = render(output)
     fs, root = write.output_fs(output)
-    write.write_bytes(fs, f"{root}/{CARD_FILE}", text.encode())
-    log.info("dataset card: %s/%s", output.rstrip("/"), CARD_FILE)
+    write.write_bytes(fs, f"{root}/{layout.CARD_FILE}", text.encode())
+    log.info("dataset card: %s/%s", output.rstrip("/"), layout.CARD_FILE)
     return text

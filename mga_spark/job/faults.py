@@ -1,9 +1,10 @@
 """TEST ONLY: fault injection for the Spark path. Inert unless MGA_SPARK_TEST_FAULTS is set.
 
 No configuration key, command-line flag or input data can turn it on: only this environment
-variable, which the reliability tests (tests/test_faults.py) set for one run. Local-mode Python
-workers inherit it from the driver. Production never sets it. The job calls `arm` once per unit
-(job._run_units); with the variable unset `arm` returns the engine untouched and changes nothing.
+variable, which the reliability tests (tests/reliability/test_faults.py) set for one run.
+Local-mode Python workers inherit it from the driver. Production never sets it. The job calls
+`arm` once per unit attempt (unit.attempt_unit); with the variable unset `arm` returns the engine
+untouched and changes nothing.
 
 The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
   {"kind": "engine_raise", "unit": ID, "attempts": [0], "message": "..."}
@@ -12,7 +13,7 @@ The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
       the Python worker exits (os._exit) after the unit's data and rejects files are written,
       before its manifest (a worker killed mid-commit);
   {"kind": "write_error", "unit": ID, "attempts": [0], "times": 2, "message": "..."}
-      the first `times` write attempts of the unit's data file raise OSError (a failing store);
+      the first `times` write attempts of the unit's staged data file raise OSError (a bad store);
       more than job.write_retries makes it permanent.
 `attempts` lists the Spark task attempt numbers (0 = first) the fault fires on, or "all".
 Every firing prints one line starting with FIRED to stderr, so a test can count them.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mga_spark.engine.base import Completion, Engine
-from mga_spark.io import records, write
+from mga_spark.io import commit, records, write
 
 ENV = "MGA_SPARK_TEST_FAULTS"
 FIRED = "MGA_SPARK_TEST_FAULT fired"
@@ -93,13 +94,14 @@ class _CrashingEngine:
 
 
 def _write_hook(unit_id: str, faults: list[Fault], attempt: int) -> Callable[[str], None]:
-    data = f"/data/part-{unit_id}.parquet"
+    staged = f"/{commit.STAGING_DIR}/{unit_id}/"
     manifest = f"/{records.MANIFEST_DIR}/{unit_id}.json"
     failed = {id(f): 0 for f in faults}
 
     def hook(path: str) -> None:
         for f in faults:
-            if f.kind == "write_error" and path.endswith(data) and failed[id(f)] < f.times:
+            data = staged in path and path.endswith("/data.parquet")
+            if f.kind == "write_error" and data and failed[id(f)] < f.times:
                 failed[id(f)] += 1
                 _fired(f, attempt, f"write {failed[id(f)]} of {path}")
                 raise OSError(f.message)

@@ -1,9 +1,9 @@
-"""The Spark adapter: one task per work unit, one vLLM engine per executor Python worker.
+"""The Spark runner: one task per work unit, one vLLM engine per executor Python worker.
 
-The only module that imports pyspark. It plans on the driver (footers only), skips committed
-units (resume), runs the rest as tasks, shows progress from an accumulator, and writes totals.
-A unit that still fails on its last allowed attempt is reported instead of failing the whole job,
-so the other units finish; the run then exits non-zero naming it, and a re-run retries it.
+The only module that imports pyspark. It starts the session, runs the units `run.run_job` hands
+it as tasks (each task is `unit.attempt_unit`), and shows progress from an accumulator. A unit
+that still fails on its last allowed attempt is reported instead of failing the whole job, so the
+other units finish; the run then exits non-zero naming it, and a re-run retries it.
 """
 
 from __future__ import annotations
@@ -15,31 +15,19 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 
 from mga_spark.config import Config
 from mga_spark.io import records
-from mga_spark.io.plan import Plan, Unit, make_plan
-from mga_spark.job import append, card, runinfo
-from mga_spark.job.progress import ProgressView
+from mga_spark.io.plan import Unit
+from mga_spark.job.logs import process_output_to
+from mga_spark.job.progress import Progress
+from mga_spark.job.unit import attempt_unit, failure
 
 log = logging.getLogger(__name__)
 ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # keep vLLM in-process in Python workers
 # Spark's reason for aborting a job (TaskSetManager): the partition index is the unit's index.
 ABORTED_TASK = re.compile(r"Task (\d+) in stage \S+ failed (\d+) times, most recent failure: (.*)")
-
-
-@dataclass
-class JobResult:
-    planned: int
-    skipped: int
-    ran: int
-    failed: list[dict] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def spark_conf(cfg: Config) -> dict[str, str]:
@@ -62,7 +50,9 @@ def local_master(master: str, max_failures: int) -> str:
     return master
 
 
-def get_session(cfg: Config, use_config_master: bool = True):
+def get_session(cfg: Config, use_config_master: bool = True, log_file: Path | None = None):
+    """The Spark session for `cfg`. With `log_file`, a JVM started here (local mode: with the
+    Python workers it starts) writes its output there instead of to the terminal."""
     from pyspark.sql import SparkSession
 
     os.environ.update(ENGINE_ENV)  # local mode: python workers inherit the driver's environment
@@ -75,44 +65,36 @@ def get_session(cfg: Config, use_config_master: bool = True):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    try:
+        with process_output_to(log_file):
+            return builder.getOrCreate()
+    except Exception:
+        if log_file is not None:
+            log.error("Spark did not start; what it printed is in %s", log_file)
+        raise
 
 
-def _task_gpu() -> str | None:
+def _task_gpus() -> list[str]:
+    """Every GPU address Spark assigned the task (a tensor-parallel engine uses them all)."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
     gpus = ctx.resources().get("gpu") if ctx is not None else None
-    return gpus.addresses[0] if gpus is not None and gpus.addresses else None
+    return list(gpus.addresses) if gpus is not None else []
 
 
 def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[dict]:
-    """Executor side. Raises for Spark to retry, except on the last allowed attempt."""
+    """Executor side: each unit of the partition through `attempt_unit`, on this attempt."""
     from pyspark import TaskContext
-
-    from mga_spark.engine import cache as engines
-    from mga_spark.job import faults
-    from mga_spark.job.unit import process_unit
 
     os.environ.update(ENGINE_ENV)
     cfg = Config.model_validate(payload["config"])
     ctx = TaskContext.get()
     attempt = ctx.attemptNumber() if ctx is not None else 0
     for unit in units:
-        try:
-            engine = engines.engine_for(cfg, _task_gpu())
-            engine = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
-            manifest = process_unit(cfg, unit, engine, cfg.output.path)
-            accumulator.add(Counter(manifest["counts"]) + Counter(units_done=1))
-            yield {"unit": unit.id, "ok": True}
-        except Exception as e:
-            if attempt + 1 < cfg.job.max_failures:
-                raise
-            log.exception("unit %s failed on its last attempt", unit.id)
-            accumulator.add(Counter(units_failed=1))
-            yield {"unit": unit.id, "ok": False, "file": unit.file,
-                   "rows": [unit.row_start, unit.row_end], "attempts": attempt + 1,
-                   "error": f"{type(e).__name__}: {e}"[:2000]}
+        outcome, counts = attempt_unit(cfg, unit, attempt, _task_gpus())
+        accumulator.add(counts)
+        yield outcome
 
 
 def _counter_accumulator(sc):
@@ -129,80 +111,64 @@ def _counter_accumulator(sc):
     return sc.accumulator(Counter(), CounterParam())
 
 
-def run_job(cfg: Config, spark=None, plan: Plan | None = None, show_progress: bool = True
-            ) -> JobResult:
-    plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
-    append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
-    runinfo.claim_output(cfg)
-    done = records.committed_units(cfg.output.path)
-    todo = [u for u in plan.units if u.id not in done]
-    skipped = len(plan.units) - len(todo)
-    log.info("%d units planned, %d already committed, %d to run", len(plan.units), skipped,
-             len(todo))
-    results: list[dict] = []
-    if todo:
-        spark = spark or get_session(cfg)
-        results = _execute_all(spark, cfg, todo, plan, skipped, show_progress)
-    manifests = records.read_manifests(cfg.output.path)
-    stats = runinfo.totals(manifests)
-    failed = [r for r in results if not r["ok"]]
-    records.discard_uncommitted(cfg.output.path, [r["unit"] for r in failed])
-    stats.update(planned_units=len(plan.units), failed_units=failed,
-                 bad_files=[vars(b) for b in plan.bad_files])
-    records.write_json(cfg.output.path, runinfo.STATS_FILE, stats)
-    card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
-    return JobResult(len(plan.units), skipped, len(todo), failed, stats)
+class SparkRunner:
+    """Runs units as Spark tasks on `spark`, or on a session started for the run's config
+    (its job.master unless `use_config_master` is off: then the cluster spark-submit gives)."""
 
+    def __init__(self, spark=None, use_config_master: bool = True,
+                 log_file: Path | None = None) -> None:
+        self.spark = spark
+        self.use_config_master = use_config_master
+        self.log_file = log_file
 
-def _execute_all(spark, cfg: Config, todo: list[Unit], plan: Plan, skipped: int,
-                 show_progress: bool) -> list[dict]:
-    """`_execute`, and again over the units still missing when Spark aborted the job because a
-    task failed on every attempt without reporting (its Python worker died: a segfault, the OOM
-    killer). That unit is reported as failed; the others run on."""
-    failed: list[dict] = []
-    while todo:
-        try:
-            return failed + _execute(spark, cfg, todo, plan, skipped, show_progress)
-        except Exception as e:
-            found = ABORTED_TASK.search(str(e))
-            if found is None or int(found.group(1)) >= len(todo):
-                raise
-            unit, attempts = todo[int(found.group(1))], int(found.group(2))
-            log.error("unit %s failed %d times (%s); going on with the others", unit.id,
-                      attempts, found.group(3))
-            failed.append({"unit": unit.id, "ok": False, "file": unit.file,
-                           "rows": [unit.row_start, unit.row_end], "attempts": attempts,
-                           "error": found.group(3)[:2000]})
-            done = records.committed_units(cfg.output.path)
-            todo = [u for u in todo if u.id not in done and u.id != unit.id]
-    return failed
+    def prepare(self, cfg: Config) -> None:
+        if self.spark is None:
+            self.spark = get_session(cfg, self.use_config_master, self.log_file)
+        self.app_id = self.spark.sparkContext.applicationId
 
+    def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
+        """`_execute`, and again over the units still missing when Spark aborted the job because
+        a task failed on every attempt without reporting (its Python worker died: a segfault,
+        the OOM killer). That unit is reported as failed; the others run on."""
+        self.prepare(cfg)
+        failed: list[dict] = []
+        while todo:
+            try:
+                return failed + self._execute(cfg, todo, progress)
+            except Exception as e:
+                found = ABORTED_TASK.search(str(e))
+                if found is None or int(found.group(1)) >= len(todo):
+                    raise
+                unit, attempts = todo[int(found.group(1))], int(found.group(2))
+                log.error("unit %s failed %d times (%s); going on with the others", unit.id,
+                          attempts, found.group(3))
+                failed.append(failure(unit, attempts, found.group(3)))
+                done = records.committed_units(cfg.output.path)
+                todo = [u for u in todo if u.id not in done and u.id != unit.id]
+        return failed
 
-def _execute(spark, cfg: Config, todo: list[Unit], plan: Plan, skipped: int,
-             show_progress: bool) -> list[dict]:
-    sc = spark.sparkContext
-    acc = _counter_accumulator(sc)
-    payload = {"config": cfg.model_dump(mode="json")}
-    rdd = sc.parallelize(todo, len(todo)).mapPartitions(
-        lambda units: _run_units(payload, acc, units)
-    )
-    results: list[dict] = []
-    errors: list[BaseException] = []
+    def _execute(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
+        sc = self.spark.sparkContext
+        acc = _counter_accumulator(sc)
+        payload = {"config": cfg.model_dump(mode="json")}
+        rdd = sc.parallelize(todo, len(todo)).mapPartitions(
+            lambda units: _run_units(payload, acc, units)
+        )
+        results: list[dict] = []
+        errors: list[BaseException] = []
 
-    def collect() -> None:
-        try:
-            results.extend(rdd.collect())
-        except BaseException as e:  # surfaced in the calling thread below
-            errors.append(e)
+        def collect() -> None:
+            try:
+                results.extend(rdd.collect())
+            except BaseException as e:  # surfaced in the calling thread below
+                errors.append(e)
 
-    worker = threading.Thread(target=collect, name="mga-spark-collect", daemon=True)
-    view = ProgressView(total_units=len(plan.units), already_done=skipped, enabled=show_progress)
-    worker.start()
-    with view:
+        worker = threading.Thread(target=collect, name="mga-spark-collect", daemon=True)
+        worker.start()
         while worker.is_alive():
             worker.join(timeout=1.0)
-            view.update(acc.value)
-        view.update(acc.value)
-    if errors:
-        raise errors[0]
-    return results
+            progress(acc.value)
+        progress(acc.value)
+        if errors:
+            raise errors[0]
+        return results

@@ -1,28 +1,32 @@
 """One work unit, end to end, without Spark: read its rows, run the pipeline, commit its files.
 
-The Spark task (job.py), the benchmark and the tests all call `process_unit`, so what runs on a
-cluster is exactly what runs here.
+`attempt_unit` is one attempt at a unit, the whole of what a Spark task does with it
+(job/spark.py) and what the in-process runner does (job/run.py); `process_unit` is its core, also
+called by the benchmark. So what runs on a cluster is exactly what runs here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from mga_spark.config import Config
 from mga_spark.core.pipeline import Pipeline
 from mga_spark.engine.base import Engine
-from mga_spark.io import read, write
+from mga_spark.io import commit, read
 from mga_spark.io.plan import Unit
-from mga_spark.job import append
+from mga_spark.job import append, faults
 from mga_spark.prompts import Prompts, load_prompts
 from mga_spark.schema import DATA_SCHEMA
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict], None]
+EngineFor = Callable[[Config, "Sequence[str]"], Engine]  # (config, task GPU addresses) -> engine
+MAX_ERROR_CHARS = 2000
 
 
 def data_schema(cfg: Config, carried: pa.Schema | None = None) -> pa.Schema:
@@ -50,7 +54,7 @@ def process_unit(
     prompts = prompts or load_prompts()
     history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
     pipeline = Pipeline(cfg, engine, prompts, history)
-    writer = write.UnitWriter(
+    writer = commit.UnitWriter(
         output,
         unit,
         schema or data_schema(cfg),
@@ -59,12 +63,12 @@ def process_unit(
     )
     engine.abort_all()  # a reused engine may hold requests of a unit that failed before
     before = dict(engine.metrics())
-    writer.add(pipeline.run(read.read_unit(unit, cfg.input)))
+    writer.add(pipeline.run(read.read_unit(unit, cfg.input), timeout_s=cfg.job.unit_timeout_s))
     seconds = time.time() - started
     after = engine.metrics()
     counts = dict(pipeline.stats.counts)
     manifest = {
-        "fingerprint": cfg.fingerprint(),
+        "fingerprint": cfg.fingerprint(prompt_version=prompts.version),
         "prompt_version": prompts.version,
         "model": engine.model_name,
         "counts": counts,
@@ -83,3 +87,37 @@ def process_unit(
         counts.get("rejected", 0), seconds,
     )
     return manifest
+
+
+def failure(unit: Unit, attempts: int, error: str) -> dict:
+    """A unit's failure report: in the job's result, `stats.json` and the run's last lines."""
+    return {"unit": unit.id, "ok": False, "file": unit.file,
+            "rows": [unit.row_start, unit.row_end], "attempts": attempts,
+            "error": error[:MAX_ERROR_CHARS]}
+
+
+def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpus: Sequence[str] = (),
+                 engine_for: EngineFor | None = None) -> tuple[dict, Counter]:
+    """Attempt `attempt` (0 = first) at one unit: the process's engine (`engine_for`, by default
+    the per-process cache, bound to the task's GPUs), the test-only fault hook, `process_unit`.
+    A cached engine that broke is shut down and evicted, so the next unit builds a new one.
+
+    Returns (outcome, counts to add to the job's progress). A failure raises, so the runner runs
+    the unit again, except on the last allowed attempt (job.max_failures): there it is returned
+    as the unit's failure report, and the job goes on with the other units.
+    """
+    from mga_spark.engine import cache as engines
+
+    engine = None
+    try:
+        engine = (engine_for or engines.engine_for)(cfg, gpus)
+        armed = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
+        manifest = process_unit(cfg, unit, armed, cfg.output.path)
+        return {"unit": unit.id, "ok": True}, Counter(manifest["counts"]) + Counter(units_done=1)
+    except Exception as e:
+        if engine_for is None:
+            engines.discard(engine, e)  # a broken engine is shut down; the next unit builds anew
+        if attempt + 1 < cfg.job.max_failures:
+            raise
+        log.exception("unit %s failed on its last attempt", unit.id)
+        return failure(unit, attempt + 1, f"{type(e).__name__}: {e}"), Counter(units_failed=1)

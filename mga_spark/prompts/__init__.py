@@ -26,7 +26,7 @@ import yaml
 from mga_spark.config import Mode
 
 if TYPE_CHECKING:
-    from mga_spark.stages.answer import GAPair
+    from mga_spark.schema import GAPair
 
 PROMPTS_DIR = Path(__file__).parent
 MODES: tuple[str, ...] = get_args(Mode)

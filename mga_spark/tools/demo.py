@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mga_spark.config import ConfigError
+from mga_spark.job.logs import TERMINAL
+from mga_spark.job.run import JobResult, build_config, execute
+from mga_spark.tools.verify import VerifyResult, verify
+
 log = logging.getLogger(__name__)
 TINY_MODEL_DIR = Path(".cache/tiny-model")
+# The sample corpus's own columns; conf/demo.yaml itself needs only a `text` column.
+SAMPLE_EXTRAS = ("input.id_column=id", "input.carry_columns=[topic]")
 SHARDS = 3
 ROW_GROUP = 5
 
@@ -47,28 +54,29 @@ def ensure_tiny_model(directory: Path = TINY_MODEL_DIR) -> Path:
 
     if is_current(directory):
         return directory
-    log.info("building the tiny random-weight model in %s", directory)
+    log.info("building the tiny random-weight model in %s", directory, extra=TERMINAL)
     return build_tiny_model(directory, sample_texts())
 
 
-def run_demo(output: Path, config: Path, execute: Callable) -> int:
-    from mga_spark.cli import build_config
-    from mga_spark.tools.verify import verify
+@dataclass
+class DemoResult:
+    job: JobResult
+    verify: VerifyResult
 
+    @property
+    def exit_code(self) -> int:
+        return self.job.exit_code or (0 if self.verify.ok else 1)
+
+
+def run_demo(output: Path, config: Path, log_file: Path | None = None) -> DemoResult:
+    """The sample corpus as Parquet next to `output`, the tiny model, then the job (`config`
+    plus the sample's extras: its id column and its `topic` carried through) and `verify`."""
     if not config.is_file():
-        log.error("%s not found: run the demo from the repository root", config)
-        return 2
+        raise ConfigError(f"{config} not found: run the demo from the repository root")
     model = ensure_tiny_model()
     inputs = write_sample_corpus(output.parent / "input")
     cfg = build_config(config, [str(output.parent / "input")], str(output),
-                       [f"model.engine_args.model={model.resolve()}"])
-    log.info("demo: %d input shards -> %s", len(inputs), output)
-    code = execute(cfg)
-    result = verify(str(output))
-    print(f"\noutput: {output.resolve()}")
-    print(f"  accepted rewrites: {output / 'data'}\n  rejects: {output / 'rejects'}")
-    print(f"  totals: {output / 'stats.json'}")
-    print("verify: " + json.dumps({"ok": result.ok, **result.counts}))
-    for problem in result.problems:
-        print(f"problem: {problem}")
-    return code or (0 if result.ok else 1)
+                       [f"model.engine_args.model={model.resolve()}", *SAMPLE_EXTRAS])
+    log.info("demo: %d input shards -> %s", len(inputs), cfg.output.path, extra=TERMINAL)
+    job = execute(cfg, log_file=log_file)
+    return DemoResult(job, verify(cfg.output.path))

@@ -6,12 +6,13 @@ from mga_spark.config import Config
 from mga_spark.io import records
 from mga_spark.io.plan import InputError, make_plan
 from mga_spark.job import runinfo
+from mga_spark.layout import RUN_FILE, STATS_FILE
 
 
 def status(output: str) -> dict:
-    record = records.read_json(output, runinfo.RUN_FILE)
+    record = records.read_json(output, RUN_FILE)
     if record is None:
-        return {"output": output, "state": "empty", "detail": f"no {runinfo.RUN_FILE} here"}
+        return {"output": output, "state": "empty", "detail": f"no {RUN_FILE} here"}
     manifests = records.read_manifests(output)
     totals = runinfo.totals(manifests)
     cfg = Config.model_validate(record["config"])
@@ -19,7 +20,7 @@ def status(output: str) -> dict:
         planned: int | None = len(make_plan(cfg.input, cfg.job.unit_docs).units)
     except (InputError, OSError) as e:
         planned, totals["plan_error"] = None, str(e)
-    stats = records.read_json(output, runinfo.STATS_FILE) or {}
+    stats = records.read_json(output, STATS_FILE) or {}
     failed = stats.get("failed_units", [])
     state = "complete" if planned is not None and len(manifests) >= planned else "incomplete"
     return {

@@ -14,6 +14,14 @@ Accounting per input document (ids repeated in the input are counted per occurre
     earlier output); plus exactly one "original" row when output.include_original is on (and
     output.mode is not append), none otherwise.
 No variant id repeats across the output, and no row names a document outside its unit's input.
+
+The files themselves (the commit protocol, io/commit.py): each manifest's row counts equal its
+published files' Parquet footers, every file it lists exists, `data/` and `rejects/` hold no file
+that no manifest lists, and each committed unit's input file still has the size and ETag (or
+mtime) pinned in its manifest.
+
+Over 300 lines because the accounting rules above are checked in one pass per unit; the
+file checks (footers, strays) sit next to them so one read of a unit serves both.
 """
 
 from __future__ import annotations
@@ -27,12 +35,12 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
+from mga_spark import layout
 from mga_spark.config import GAConfig, InputConfig, JobConfig
-from mga_spark.io import read, records, write
+from mga_spark.io import commit, read, records, write
 from mga_spark.io.plan import InputError, Unit, make_plan
 
 log = logging.getLogger(__name__)
-RUN_FILE = "_run.json"
 MAX_PROBLEMS = 20
 DATA_COLUMNS = ["id", "source_id", "chunk_index", "pair_index", "kind"]
 REJECT_COLUMNS = ["source_id", "chunk_index", "pair_index", "stage"]
@@ -67,6 +75,7 @@ class UnitReport:
     counts: Counter = field(default_factory=Counter)
     by_stage: Counter = field(default_factory=Counter)
     variant_ids: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # what the unit's manifest lists
 
 
 def settings(record: dict) -> Settings:
@@ -84,13 +93,35 @@ def settings(record: dict) -> Settings:
 # -- one unit ------------------------------------------------------------------------------
 
 
-def _read(output: str, name: str, columns: list[str]) -> dict[str, list] | None:
+def _read(output: str, name: str, columns: list[str]) -> tuple[dict[str, list], int] | None:
+    """The file's `columns` and the row count its Parquet footer states; None when missing."""
     fs, root = write.output_fs(output)
     try:
         with fs.open(f"{root}/{name}", "rb") as f:
-            return pq.read_table(f, columns=columns).to_pydict()
+            parquet = pq.ParquetFile(f)
+            return parquet.read(columns=columns).to_pydict(), parquet.metadata.num_rows
     except FileNotFoundError:
         return None
+
+
+def _unit_files(output: str, uid: str, manifest: dict, where: str, r: UnitReport
+                ) -> tuple[dict, dict] | None:
+    """The unit's data and rejects columns, after checking them against its manifest."""
+    files = manifest.get("files") or {k: commit.published_name(k, uid) for k in commit.KINDS}
+    r.files += list(files.values())
+    found = {kind: _read(output, files[kind], cols) for kind, cols in
+             (("data", DATA_COLUMNS), ("rejects", REJECT_COLUMNS))}
+    missing = [files[k] for k, v in found.items() if v is None]
+    if missing:
+        r.problems.append(f"{where} has a manifest but {', '.join(missing)} is missing (a resume "
+                          "publishes it from its staged copy)")
+        return None
+    for kind, (_, rows) in found.items():
+        want = (manifest.get("rows") or {}).get(kind)
+        if want is not None and rows != want:
+            r.problems.append(f"{where}: {files[kind]} holds {rows} rows by its footer, its "
+                              f"manifest says {want}")
+    return found["data"][0], found["rejects"][0]
 
 
 def _group(data: dict[str, list], rejects: dict[str, list], r: UnitReport) -> dict[str, DocRows]:
@@ -174,13 +205,15 @@ def check_unit(output: str, unit: Unit, s: Settings) -> UnitReport:
     """Re-read the unit's input ids and its output files; check the accounting."""
     r = UnitReport()
     where = f"unit {unit.id} ({unit.file}, rows {unit.row_start}-{unit.row_end})"
-    manifest = records.read_json(output, f"{records.MANIFEST_DIR}/{unit.id}.json") or {}
-    data = _read(output, f"data/part-{unit.id}.parquet", DATA_COLUMNS)
-    rejects = _read(output, f"rejects/part-{unit.id}.parquet", REJECT_COLUMNS)
-    if data is None or rejects is None:
-        r.problems.append(f"{where} has a manifest but its data or rejects file is missing")
+    manifest = records.read_json(output, commit.manifest_name(unit.id)) or {}
+    pinned = (manifest.get("unit") or {}).get("input")
+    if pinned is not None and unit.pin is not None and dict(unit.pin) != pinned:
+        r.problems.append(f"{where}: input file changed since the unit was committed (pinned "
+                          f"{pinned}, now {dict(unit.pin)})")
+    tables = _unit_files(output, unit.id, manifest, where, r)
+    if tables is None:
         return r
-    docs = _group(data, rejects, r)
+    docs = _group(*tables, r)
     ids = Counter(read.read_unit_ids(unit, s.input))
     chunks = manifest.get("chunks") or {}
     offset = int(manifest.get("pair_offset") or 0)
@@ -228,9 +261,9 @@ class Problems:
 
 def verify(output: str, workers: int = 16) -> VerifyResult:
     problems = Problems()
-    record = records.read_json(output, RUN_FILE)
+    record = records.read_json(output, layout.RUN_FILE)
     if record is None:
-        problems.add(f"{output}: no {RUN_FILE}, so no run wrote here")
+        problems.add(f"{output}: no {layout.RUN_FILE}, so no run wrote here")
         return problems.result({})
     s = settings(record)
     try:
@@ -239,9 +272,12 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
         problems.add(f"cannot re-plan the input: {e}")
         return problems.result({})
     done = records.committed_units(output)
+    listed: set[str] = set()
     for uid in sorted(done - {u.id for u in plan.units}):
         problems.add(f"manifest for unit {uid}, which the input does not plan (input or "
                      "job.unit_docs changed since the run?)")
+        manifest = records.read_json(output, commit.manifest_name(uid)) or {}
+        listed.update((manifest.get("files") or {}).values())
     for u in plan.units:
         if u.id not in done:
             problems.add(f"unit {u.id} ({u.file}, rows {u.row_start}-{u.row_end}) has no manifest")
@@ -252,6 +288,7 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
     for report in _bounded_map(lambda u: check_unit(output, u, s), todo, workers):
         for problem in report.problems:
             problems.add(problem)
+        listed.update(report.files)
         totals.update(report.counts)
         by_stage.update(report.by_stage)
         for vid in report.variant_ids:
@@ -260,8 +297,14 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
                 totals["duplicate_ids"] += 1
                 problems.add(f"variant id {vid!r} appears more than once")
             seen.add(digest)
+    fs, root = write.output_fs(output)
+    stray = sorted(set(commit.published_sizes(fs, root)) - listed)
+    for name in stray:
+        problems.add(f"{name} is in the output but no manifest lists it (a unit's files from "
+                     "before a manifest was removed, or a file put there by hand)")
     counts = {"documents": plan.documents, "units": len(plan.units), "units_done": len(todo),
-              "bad_files": len(plan.bad_files)}
+              "bad_files": len(plan.bad_files), "stray_files": len(stray),
+              "staged_leftovers": len(commit.staged_units(fs, root))}
     for key in ("variants", "originals", "rejects", "expected_slots", "accounted_slots",
                 "duplicate_ids"):
         counts[key] = totals[key]

@@ -1,11 +1,12 @@
 """spark-submit script for the GPU-scheduling test: every task records the GPU address Spark
 assigned it and the CUDA_VISIBLE_DEVICES that the job's engine lookup set from it.
 
-    spark-submit ... gpu_tasks.py RESULT.json [TASKS] [HOLD_SECONDS]
+    spark-submit ... gpu_tasks.py RESULT.json [TASKS] [HOLD_SECONDS] [TENSOR_PARALLEL_SIZE]
 
-Each task calls `mga_spark.engines.engine_for(cfg, job._task_gpu())`, the job's own path to an
-engine: it binds the device and returns the process's engine object, which builds no model
-until its first request (none is made here: there is no GPU).
+Each task calls `mga_spark.engine.cache.engine_for(cfg, job._task_gpus())`, the job's own path
+to an engine: it binds all the task's GPUs (checking them against the engine's
+tensor_parallel_size) and returns the process's engine object, which builds no model until its
+first request (none is made here: there is no GPU).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _executor_pid() -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-def probe(partition: int, hold: float) -> dict:
+def probe(partition: int, hold: float, tensor_parallel: int) -> dict:
     from pyspark import TaskContext
 
     from mga_spark.config import Config
@@ -33,8 +34,9 @@ def probe(partition: int, hold: float) -> dict:
     ctx = TaskContext.get()
     started = time.time()
     assigned = list(ctx.resources()["gpu"].addresses)
-    cfg = Config.model_validate({"model": {"engine_args": {"model": "not-loaded"}}})
-    engine = engines.engine_for(cfg, job._task_gpu())
+    args = {"model": "not-loaded", "tensor_parallel_size": tensor_parallel}
+    cfg = Config.model_validate({"model": {"engine_args": args}})
+    engine = engines.engine_for(cfg, job._task_gpus())
     time.sleep(hold)  # keep the GPU while the other tasks run, so they overlap
     return {"partition": partition, "attempt": ctx.attemptNumber(), "assigned": assigned,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -48,10 +50,11 @@ def main(argv: list[str]) -> int:
     out = argv[0]
     tasks = int(argv[1]) if len(argv) > 1 else 8
     hold = float(argv[2]) if len(argv) > 2 else 2.0
+    tensor_parallel = int(argv[3]) if len(argv) > 3 else 1
     spark = SparkSession.builder.appName("gpu-scheduling-probe").getOrCreate()
     try:
         rdd = spark.sparkContext.parallelize(range(tasks), tasks)
-        records = rdd.map(lambda i: probe(i, hold)).collect()
+        records = rdd.map(lambda i: probe(i, hold, tensor_parallel)).collect()
     finally:
         spark.stop()
     with open(out, "w") as f:

@@ -124,7 +124,7 @@ def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalon
                                                        tiny_model_dir, tmp_path):
     """`dag.test()`: the real SparkSubmitOperator runs spark-submit against the standalone
     cluster, then the verify task runs `mga-spark verify` on the output."""
-    from spark_cluster import SPARK_HOME
+    from tests.cluster.spark_cluster import SPARK_HOME
 
     home = tmp_path / "airflow"
     home.mkdir()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from mga_spark.prompts import load_prompts
 from mga_spark.tools.demo import write_sample_corpus
-from tests.helpers import pairs_json, verdict_json
-from tests.local_run import run_local
+from tests.helpers import pairs_json, run_fake, verdict_json
 
 GOLDEN = Path(__file__).parent / "golden" / "rows.json"
 BASE = {
@@ -114,11 +114,14 @@ def run_all(tmp: Path) -> dict:
         data["output"] = {**data.get("output", {}), "path": str(tmp / name)}
         cfg = load_config(None, None, data)
         wanted = cfg.ga.num_pairs - len(cfg.ga.pairs)
-        output = run_local(cfg, responder(name == "faults", wanted))
+        run = run_fake(cfg, responder(name == "faults", wanted))  # the real run_job, in process
+        assert run.result.ok, run.result.failed
+        output = run.output
         fixed = json.loads(json.dumps(data))
         fixed["input"]["paths"], fixed["output"]["path"] = ["corpus/"], "output/"
         out[name] = {
-            "fingerprint": load_config(None, None, fixed).fingerprint(),
+            "fingerprint": load_config(None, None, fixed).fingerprint(
+                prompt_version=load_prompts().version),
             "data": _rows(output / "data", ["id", "kind", "pair_source", "genre", "judge_score",
                                             "language", "topic"]),
             "rejects": _rows(output / "rejects", ["source_id", "chunk_index", "pair_index",

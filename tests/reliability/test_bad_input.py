@@ -1,8 +1,9 @@
 """Bad input: each case is an error naming the file and column before any model loads, or a
 reject row with a named reason, and `verify` accounts for every input document.
 
-The job runs without Spark here (tests/fake_job.py: plan, `_run.json`, `process_unit` per unit on
-the scripted fake engine): what a Spark task does with a unit is exactly `process_unit`.
+The job runs without Spark here: the real `run_job` with the in-process runner on the scripted
+fake engine (tests/helpers.py `run_fake_job`); each unit goes through `unit.attempt_unit`, exactly
+what a Spark task does with it.
 """
 
 from __future__ import annotations
@@ -12,24 +13,27 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 
-from mga_spark import cli
 from mga_spark.engine import cache as engines
-from mga_spark.engine.fake import FakeEngine
 from mga_spark.io.plan import InputError, make_plan
 from mga_spark.job import spark as job
-from mga_spark.job.unit import data_schema, process_unit
+from mga_spark.job.run import execute
+from mga_spark.job.unit import data_schema
 from mga_spark.prompts import load_prompts
-from tests.fake_job import FakeRun, rewrite_of, run_fake_job, with_rewrites, write
 from tests.helpers import (
     EN_TEXT,
     FR_TEXT,
     ZH_TEXT,
+    FakeRun,
     make_config,
     paraphrase,
+    rewrite_of,
+    run_fake,
+    run_fake_job,
     scripted,
     stage_of,
+    with_rewrites,
+    write,
 )
 
 TEN_MB = 10_000_000
@@ -153,19 +157,17 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_a_bad_file_fails_the_run_before_any_model_loads(tmp_path: Path, case: str, no_model,
-                                                         capsys: pytest.CaptureFixture) -> None:
+def test_a_bad_file_fails_the_run_before_any_model_loads(tmp_path: Path, case: str,
+                                                         no_model) -> None:
     name, make, problem = BAD_FILES[case]
     _good(tmp_path / "in" / "0_good.parquet")
     make(tmp_path / "in" / name)
     cfg = make_config(input={"paths": [str(tmp_path / "in")], "id_column": "id"},
                       output={"path": str(tmp_path / "out")})
-    with pytest.raises(typer.Exit) as exit_:
-        cli.execute(cfg)  # what `mga-spark run` does after loading the config
-    assert exit_.value.exit_code == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: file://{tmp_path / 'in' / name}: ")
-    assert problem in err
+    with pytest.raises(InputError) as err:
+        execute(cfg)  # what `mga-spark run` does after loading the config (it prints the error)
+    assert str(err.value).startswith(f"file://{tmp_path / 'in' / name}: ")
+    assert problem in str(err.value)
     assert not (tmp_path / "out").exists()  # not even _run.json
 
 
@@ -183,8 +185,8 @@ def test_bad_files_are_skipped_and_recorded_when_asked(tmp_path: Path) -> None:
 
 
 def test_a_damaged_page_fails_its_unit_naming_the_file_and_rows(tmp_path: Path) -> None:
-    """The footer is intact, so planning passes; reading the damaged row group fails the unit
-    (job.py retries it, then reports it as failed; the other units commit)."""
+    """The footer is intact, so planning passes; reading the damaged row group fails the unit on
+    every attempt: it is reported as failed, naming file and rows; the other unit commits."""
     path = write(tmp_path / "in" / "a.parquet",
                  pa.table({"id": ["a", "b", "c", "d"], "text": [en(i) for i in range(4)]}),
                  row_group_size=2)
@@ -197,13 +199,14 @@ def test_a_damaged_page_fails_its_unit_naming_the_file_and_rows(tmp_path: Path) 
     cfg = make_config(input={"paths": [str(path)], "id_column": "id"},
                       output={"path": str(tmp_path / "out")}, job={"unit_docs": 2})
     first, second = make_plan(cfg.input, cfg.job.unit_docs).units
-    engine = FakeEngine(scripted(with_rewrites(None)))
-    assert process_unit(cfg, first, engine, cfg.output.path)["counts"]["accepted"] == 10
-    with pytest.raises(InputError) as err:
-        process_unit(cfg, second, engine, cfg.output.path)
-    assert str(err.value).startswith(f"file://{path}: cannot read row groups [1] (rows 2-4")
-    assert sorted(p.name for p in (tmp_path / "out" / "_manifest").iterdir()) == [
-        f"{first.id}.json"]
+    run = run_fake(cfg, scripted(with_rewrites(None)))
+    (failed,) = run.result.failed
+    assert (failed["unit"], failed["attempts"]) == (second.id, cfg.job.max_failures)
+    assert failed["error"].startswith(f"InputError: file://{path}: cannot read row groups [1] "
+                                      "(rows 2-4")
+    assert [m["unit"]["id"] for m in run.manifests] == [first.id]
+    assert run.manifests[0]["counts"]["accepted"] == 10
+    assert run.result.stats["failed_units"] == [failed]
 
 
 # -- schemas, ids, languages ---------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Bad model output: each kind is a reject row with a named reason; none crashes the unit; none is
 replaced by invented content; `verify` accounts for every slot.
 
-Exact cases use a scripted fake engine through `process_unit` (tests/fake_job.py). The random ones
-use the real tiny model with structured outputs off, so its noise reaches the parsers as is.
+Exact cases run the real job in process on a scripted fake engine (tests/helpers.py
+`run_fake_job`). The random ones run it on the real tiny model with structured outputs off, so its
+noise reaches the parsers as is.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import pytest
 
 from mga_spark.schema import Reason
 from mga_spark.tools.demo import sample_records
-from tests.fake_job import FakeRun, rewrite_of, run_fake_job, write
-from tests.helpers import EN_TEXT, ZH_TEXT, source_of, verdict_json
+from tests.helpers import (
+    EN_TEXT,
+    ZH_TEXT,
+    FakeRun,
+    rewrite_of,
+    run_fake_job,
+    source_of,
+    verdict_json,
+    write,
+)
 
 PAIRS = [{"genre": {"title": f"Genre {i}", "description": f"A plain genre number {i}."},
           "audience": {"title": f"Audience {i}", "description": f"Readers of kind {i}."}}

@@ -1,33 +1,38 @@
 """Faults: the test-only hook (mga_spark/job/faults.py) on its own, then the real job under it.
 
-The first tests run units in this process on the fake engine. The `spark`+`vllm` tests run
-`mga-spark run` twice as a subprocess on a corpus of 5 units: once with faults injected into the
-Python workers through MGA_SPARK_TEST_FAULTS, once without, to resume.
+The first tests run units in this process on the fake engine, one attempt at a time or through the
+real `run_job` with the in-process runner. The `spark`+`vllm` tests run `mga-spark run` twice as a
+subprocess on a corpus of 5 units: once with faults injected into the Python workers through
+MGA_SPARK_TEST_FAULTS, once without, to resume. Those runs keep the terminal quiet: the workers'
+output (the FIRED lines among it) is read from the log file the run names.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mga_spark import layout
 from mga_spark.config import Config
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.io import records
 from mga_spark.io import write as io_write
 from mga_spark.io.plan import Unit, make_plan
 from mga_spark.job import faults, runinfo
+from mga_spark.job.run import InProcessRunner, run_job
 from mga_spark.job.unit import process_unit
 from mga_spark.tools.demo import sample_records
 from mga_spark.tools.verify import verify
-from tests.fake_job import with_rewrites, write
-from tests.helpers import EN_TEXT, make_config, scripted
+from tests.helpers import EN_TEXT, make_config, scripted, with_rewrites, write
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,6 +40,10 @@ BIN = Path(sys.executable).parent
 
 class WorkerDied(BaseException):
     """Stands in for os._exit in this process."""
+
+
+class WorkerExit(Exception):  # noqa: N818 (what it stands for)
+    """Stands in for os._exit in a run in this process: the attempt fails, the run goes on."""
 
 
 @pytest.fixture
@@ -61,8 +70,13 @@ def inject(monkeypatch: pytest.MonkeyPatch, unit: Unit, **fault: object) -> None
 
 
 def armed(unit: Unit, attempt: int = 0):
-    """The engine job._run_units would run `unit` with on this attempt."""
+    """The engine unit.attempt_unit would run `unit` with on this attempt."""
     return faults.arm(FakeEngine(scripted(with_rewrites(None))), unit.id, attempt)
+
+
+def in_process() -> InProcessRunner:
+    engine = FakeEngine(scripted(with_rewrites(None)))
+    return InProcessRunner(lambda _cfg, _gpu: engine)
 
 
 def field_names(model: type) -> set[str]:
@@ -91,11 +105,24 @@ def test_without_the_variable_the_hook_changes_nothing(monkeypatch) -> None:
     assert io_write._fault_hook is marker
 
 
-def test_no_configuration_key_can_turn_faults_on() -> None:
+@pytest.mark.parametrize("prefix", ["spark.executorEnv", "spark.yarn.appMasterEnv",
+                                    "spark.kubernetes.driverEnv"])
+def test_no_configuration_key_can_turn_faults_on(prefix: str) -> None:
+    """The one real route, job.spark_conf putting the variable into the workers' environment
+    (PySpark copies spark.executorEnv.* there), is refused when the config loads; no field of
+    the config names faults."""
+    from mga_spark.config import ConfigError, load_config
+    from mga_spark.job.spark import spark_conf
+
     names = field_names(Config)
     assert {"input", "text_column", "job", "write_retries"} <= names
     assert not [n for n in names if "fault" in n or "test" in n]
-    assert faults.ENV == "MGA_SPARK_TEST_FAULTS"
+    arming = faults.spec([{"kind": "engine_raise", "unit": "u", "attempts": "all"}])
+    ok = make_config(job={"spark_conf": {f"{prefix}.OMP_NUM_THREADS": "1"}})
+    assert spark_conf(ok)[f"{prefix}.OMP_NUM_THREADS"] == "1"  # the route reaches the session
+    with pytest.raises(ConfigError, match=f"{faults.ENV}.*cannot be set from job.spark_conf"):
+        load_config(None, [f"job.spark_conf={json.dumps({f'{prefix}.{faults.ENV}': arming})}"],
+                    {"model": {"engine_args": {"model": "fake"}}})
 
 
 def test_a_bad_spec_is_named(monkeypatch) -> None:
@@ -131,27 +158,74 @@ def test_a_worker_killed_before_the_manifest_leaves_the_unit_uncommitted(
     inject(monkeypatch, unit, kind="worker_exit_after_write", attempts=[0])
     with pytest.raises(WorkerDied):
         process_unit(cfg, unit, armed(unit, 0), cfg.output.path)
-    # complete data and rejects files (atomic puts), no temporary files, and no manifest
-    assert output_files(cfg) == ["_run.json", f"data/part-{unit.id}.parquet",
-                                 f"rejects/part-{unit.id}.parquet"]
+    # complete staged data and rejects files (atomic puts) where readers do not look, no
+    # temporary files, and no manifest
+    files = output_files(cfg)
+    assert files[0] == "_run.json" and len(files) == 3
+    assert [f.split("/")[:2] + f.split("/")[3:] for f in files[1:]] == [
+        ["_staging", unit.id, "data.parquet"], ["_staging", unit.id, "rejects.parquet"]]
     assert records.committed_units(cfg.output.path) == set()
-    manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: same names
+    manifest = process_unit(cfg, unit, armed(unit, 1), cfg.output.path)  # the retry: new names
     data = pq.read_table(Path(cfg.output.path) / manifest["files"]["data"])
     assert data.num_rows == manifest["rows"]["data"] == 10
-    assert len(output_files(cfg)) == 4
+    assert len(output_files(cfg)) == 4  # _run.json, manifest, data, rejects: staging removed
 
 
-def test_files_left_by_a_failed_unit_are_removed_after_the_run(two_units, monkeypatch,
-                                                               no_real_exit) -> None:
+def test_a_failed_unit_leaves_nothing_where_readers_look_after_the_run(two_units,
+                                                                     monkeypatch) -> None:
+    cfg, (unit, other) = two_units
+    inject(monkeypatch, unit, kind="worker_exit_after_write")  # on every attempt
+
+    def exit_(code: int) -> None:
+        raise WorkerExit(code)
+
+    monkeypatch.setattr(faults.os, "_exit", exit_)
+    result = run_job(cfg, in_process(), show_progress=False)
+    (failed,) = result.failed
+    assert (failed["unit"], failed["attempts"]) == (unit.id, cfg.job.max_failures)
+    assert failed["error"] == f"WorkerExit: {faults.WORKER_EXIT_CODE}"
+    visible = [f for f in output_files(cfg) if not f.startswith(("_staging/", "_lease/"))]
+    assert visible == ["README.md", "_manifest/" + other.id + ".json", "_run.json",
+                                 f"data/part-{other.id}.parquet",
+                                 f"rejects/part-{other.id}.parquet", "stats.json"]
+    assert json.loads((Path(cfg.output.path) / "stats.json").read_text())["failed_units"] == [
+        failed]
+
+
+def test_a_failed_attempt_is_retried_in_process_and_a_lasting_failure_reported(
+        two_units, monkeypatch, capsys) -> None:
+    cfg, (first, second) = two_units
+    monkeypatch.setattr(io_write, "_fault_hook", None)  # faults.arm sets it; undone after the test
+    monkeypatch.setenv(faults.ENV, faults.spec([
+        {"kind": "engine_raise", "unit": first.id, "attempts": [0, 1], "message": "OOM"},
+        {"kind": "engine_raise", "unit": second.id, "message": "CUDA error"}]))
+    result = run_job(cfg, in_process(), show_progress=False)
+    assert [(f["unit"], f["attempts"], f["error"]) for f in result.failed] == [
+        (second.id, cfg.job.max_failures, "RuntimeError: CUDA error")]
+    assert records.committed_units(cfg.output.path) == {first.id}
+    assert capsys.readouterr().err.count(faults.FIRED) == 2 + cfg.job.max_failures
+    assert (result.planned, result.skipped, result.ran, result.exit_code) == (2, 0, 2, 1)
+    monkeypatch.delenv(faults.ENV)
+    again = run_job(cfg, in_process(), show_progress=False)  # the re-run: only the missing unit
+    assert (again.skipped, again.ran, again.ok) == (1, 1, True)
+    assert verify(cfg.output.path).ok
+def test_a_failed_unit_leaves_nothing_where_readers_look(two_units, monkeypatch,
+                                                         no_real_exit) -> None:
     cfg, (unit, other) = two_units
     inject(monkeypatch, unit, kind="worker_exit_after_write")
     with pytest.raises(WorkerDied):
         process_unit(cfg, unit, armed(unit), cfg.output.path)
     process_unit(cfg, other, armed(other), cfg.output.path)
     records.discard_uncommitted(cfg.output.path, [unit.id, other.id])  # as run_job does at the end
-    assert output_files(cfg) == ["_manifest/" + other.id + ".json", "_run.json",
-                                 f"data/part-{other.id}.parquet",
-                                 f"rejects/part-{other.id}.parquet"]
+    visible = [f for f in output_files(cfg) if not f.startswith("_staging/")]
+    assert visible == ["_manifest/" + other.id + ".json", "_run.json",
+                       f"data/part-{other.id}.parquet", f"rejects/part-{other.id}.parquet"]
+    # the failed unit's staged files stay (a zombie attempt may still commit them) until the
+    # unit commits on a later run, which removes them
+    assert {f.split("/")[1] for f in output_files(cfg) if f.startswith("_staging/")} == {unit.id}
+    monkeypatch.delenv(faults.ENV)
+    process_unit(cfg, unit, armed(unit, 1), cfg.output.path)
+    assert not [f for f in output_files(cfg) if f.startswith("_staging/")]
 
 
 def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch, sleeps,
@@ -169,8 +243,8 @@ def test_a_lasting_write_error_is_a_clear_failure(two_units, monkeypatch, sleeps
     inject(monkeypatch, unit, kind="write_error", message="503 Slow Down")
     with pytest.raises(OSError) as err:
         process_unit(cfg, unit, armed(unit), cfg.output.path)
-    path = f"{cfg.output.path}/data/part-{unit.id}.parquet"
-    assert str(err.value) == f"writing {path} failed after 4 attempts: 503 Slow Down"
+    staged = rf"{cfg.output.path}/_staging/{unit.id}/[0-9a-f]{{16}}/data.parquet"
+    assert re.fullmatch(f"writing {staged} failed after 4 attempts: 503 Slow Down", str(err.value))
     assert sleeps == [0.5, 1.0, 2.0]  # job.write_retries=3, backoff doubling from 0.5 s
     assert output_files(cfg) == ["_run.json"]
 
@@ -196,8 +270,14 @@ def corpus(tmp_path_factory) -> tuple[Path, list[Unit]]:
     return directory, units
 
 
-def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | None
-            ) -> subprocess.CompletedProcess:
+@dataclass
+class Run:
+    returncode: int
+    stderr: str  # what the terminal showed
+    log: str  # the run's log file: Spark's, the Python workers' and the engines' output
+
+
+def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | None) -> Run:
     sets = [f"model.engine_args.model={tiny_model_dir}", "job.unit_docs=2", "job.max_failures=2",
             "job.write_retries=2", "rewrite.max_tokens=96", "judge.max_tokens=96"]
     argv = [BIN / "mga-spark", "run", "--config", DEMO, "--input", str(corpus), "--output",
@@ -206,11 +286,15 @@ def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | 
     env["PYSPARK_PYTHON"] = sys.executable
     if fault_spec is not None:
         env[faults.ENV] = fault_spec
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    named = [line[len("logs: "):] for line in proc.stderr.splitlines() if line.startswith("logs: ")]
+    assert len(named) == 1, proc.stderr[-3000:]
+    return Run(proc.returncode, proc.stderr, Path(named[0]).read_text())
 
 
 def snapshot(output: Path) -> dict:
-    files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
+    files = sorted(str(p.relative_to(output)) for p in output.rglob("*")
+                   if p.is_file() and p.relative_to(output).parts[0] != layout.LOG_DIR)
     return {"files": files, "verify": verify(str(output)),
             "committed": records.committed_units(str(output)),
             "stats": json.loads((output / "stats.json").read_text()),
@@ -250,8 +334,9 @@ def fired(stderr: str, kind: str, unit: Unit) -> list[str]:
 def test_a_unit_whose_engine_keeps_failing_is_named_and_the_others_finish(faulted) -> None:
     units, run = faulted["units"], faulted["first"]
     assert run.returncode == 1, run.stderr[-3000:]
-    assert fired(run.stderr, "engine_raise", units[0]) == ["0"]  # retried, then committed
-    assert fired(run.stderr, "engine_raise", units[1]) == ["0", "1"]  # every attempt
+    assert fired(run.log, "engine_raise", units[0]) == ["0"]  # retried, then committed
+    assert fired(run.log, "engine_raise", units[1]) == ["0", "1"]  # every attempt
+    assert faults.FIRED not in run.stderr and " INFO " not in run.stderr  # a quiet terminal
     bad = units[1]
     assert (f"unit {bad.id} ({bad.file} rows 2-4) failed after 2 attempts: RuntimeError: "
             f"{ENGINE_CRASH}") in run.stderr
@@ -272,8 +357,8 @@ def test_a_unit_whose_engine_keeps_failing_is_named_and_the_others_finish(faulte
 def test_a_worker_that_dies_mid_commit_is_retried_without_partial_output(faulted) -> None:
     units, out, run = faulted["units"], faulted["output"], faulted["first"]
     unit = units[2]
-    assert fired(run.stderr, "worker_exit_after_write", unit) == ["0"]
-    assert "Python worker exited unexpectedly (crashed)" in run.stderr
+    assert fired(run.log, "worker_exit_after_write", unit) == ["0"]
+    assert "Python worker exited unexpectedly (crashed)" in run.log
     before = faulted["before"]
     assert unit.id in before["committed"]
     # only committed units have unit files, each complete; no temporary or stray files
@@ -281,7 +366,8 @@ def test_a_worker_that_dies_mid_commit_is_retried_without_partial_output(faulted
     for unit_id in before["committed"]:
         expected += [f"_manifest/{unit_id}.json", f"data/part-{unit_id}.parquet",
                      f"rejects/part-{unit_id}.parquet"]
-    assert [f for f in before["files"] if "/" in f] == sorted(expected)
+    assert [f for f in before["files"] if "/" in f and not f.startswith("_lease/")] == sorted(
+        expected)  # the dead attempt's staged files were removed when the retry committed
     assert not [f for f in before["files"] if f.startswith(".") or "/." in f or ".tmp" in f]
     manifest = json.loads((out / "_manifest" / f"{unit.id}.json").read_text())
     assert pq.read_metadata(out / manifest["files"]["data"]).num_rows == manifest["rows"]["data"]
@@ -291,13 +377,14 @@ def test_a_worker_that_dies_mid_commit_is_retried_without_partial_output(faulted
 @pytest.mark.vllm
 def test_storage_errors_are_retried_with_backoff_then_fail_clearly(faulted) -> None:
     units, out, run = faulted["units"], faulted["output"], faulted["first"]
-    assert fired(run.stderr, "write_error", units[3]) == ["0", "0"]  # 2 errors, 3rd write ok
+    assert fired(run.log, "write_error", units[3]) == ["0", "0"]  # 2 errors, 3rd write ok
     assert units[3].id in faulted["before"]["committed"]
-    assert fired(run.stderr, "write_error", units[4]) == ["0"] * 3 + ["1"] * 3
+    assert fired(run.log, "write_error", units[4]) == ["0"] * 3 + ["1"] * 3
     bad = units[4]
-    assert (f"unit {bad.id} ({bad.file} rows 0-2) failed after 2 attempts: OSError: writing "
-            f"{out}/data/part-{bad.id}.parquet failed after 3 attempts: injected write error: "
-            "disk full") in run.stderr
+    staged = rf"{out}/_staging/{bad.id}/[0-9a-f]{{16}}/data.parquet"
+    assert re.search(rf"unit {bad.id} \({bad.file} rows 0-2\) failed after 2 attempts: OSError: "
+                     rf"writing {staged} failed after 3 attempts: injected write error: disk full",
+                     run.stderr)
 
 
 @pytest.mark.spark
@@ -306,7 +393,7 @@ def test_a_later_run_resumes_only_the_missing_units(faulted) -> None:
     units, run = faulted["units"], faulted["second"]
     assert run.returncode == 0, run.stderr[-3000:]
     assert "5 units planned, 3 already committed, 2 to run" in run.stderr
-    assert faulted.get("first").stderr.count(faults.FIRED) > 0 and faults.FIRED not in run.stderr
+    assert faulted["first"].log.count(faults.FIRED) > 0 and faults.FIRED not in run.log
     before, after = faulted["before"], faulted["after"]
     for name in before["files"]:
         if name.startswith(("data/", "rejects/", "_manifest/")):
@@ -344,17 +431,23 @@ def test_a_unit_whose_worker_dies_on_every_attempt_is_named_and_the_others_finis
     units, run = worker_always_dies["units"], worker_always_dies["first"]
     bad = units[1]
     assert run.returncode == 1, run.stderr[-3000:]
-    assert fired(run.stderr, "worker_exit_after_write", bad) == ["0", "1"]
+    assert fired(run.log, "worker_exit_after_write", bad) == ["0", "1"]
     line = next(x for x in run.stderr.splitlines() if x.startswith(f"unit {bad.id} "))
     assert line.startswith(f"unit {bad.id} ({bad.file} rows 0-2) failed after 2 attempts: Lost "
                            "task 1.1 in stage ")
     assert "Python worker exited unexpectedly (crashed)" in line
     before = worker_always_dies["before"]
     assert before["committed"] == {units[0].id, units[2].id}
-    assert [f for f in before["files"] if "/" in f] == sorted(  # the dead unit's files removed
+    visible = [f for f in before["files"] if "/" in f and not f.startswith(("_lease/",
+                                                                            "_staging/"))]
+    assert visible == sorted(  # nothing of the dead unit where readers look
         f"{d}/{n}" for u in (units[0], units[2]) for d, n in (
             ("_manifest", f"{u.id}.json"), ("data", f"part-{u.id}.parquet"),
             ("rejects", f"part-{u.id}.parquet")))
+    # its two attempts' staged files stay (a zombie could still commit one) until it commits
+    staged = [f.split("/") for f in before["files"] if f.startswith("_staging/")]
+    assert {s[1] for s in staged} == {bad.id} and len({s[2] for s in staged}) == 2
+    assert not [f for f in worker_always_dies["after"]["files"] if f.startswith("_staging/")]
     resumed = worker_always_dies["second"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "3 units planned, 2 already committed, 1 to run" in resumed.stderr

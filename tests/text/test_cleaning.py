@@ -314,11 +314,12 @@ def test_clean_language_check_passes(
     assert clean(source, rewrite, cfg, expected, detect).failure is None
 
 
-def test_clean_detector_errors_count_as_unknown() -> None:
+def test_clean_detector_errors_are_raised() -> None:
     def broken(_: str) -> str:
         raise RuntimeError("no features in text")
 
-    assert clean(SOURCE, REWRITE, CFG, "en", broken).failure is None
+    with pytest.raises(RuntimeError, match="no features"):
+        clean(SOURCE, REWRITE, CFG, "en", broken)
 
 
 def test_clean_chinese() -> None:

@@ -1,8 +1,10 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from mga_spark.text import language
 from mga_spark.text.language import UNKNOWN, detect
 
 SAMPLES = {
@@ -36,9 +38,35 @@ def test_no_letters_is_unknown(text: str):
     assert detect(text) == UNKNOWN
 
 
-def test_never_raises_on_non_strings():
-    assert detect(None) == UNKNOWN  # type: ignore[arg-type]
-    assert detect(b"bytes") == UNKNOWN  # type: ignore[arg-type]
+@pytest.mark.parametrize("value", [None, b"bytes", 42])
+def test_a_non_string_is_a_type_error(value: object):
+    with pytest.raises(TypeError, match="takes a str"):
+        detect(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["x", "q 3", "\ua4ee\ua4ef"])  # Lisu letters
+def test_letters_without_any_feature_of_the_model_are_unknown(text: str):
+    # py3langid scores featureless input at its floor for every language: not a language
+    assert detect(text) == UNKNOWN
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("上海闲话侬晓得伐？阿拉今朝一道去吃饭好伐，侬讲好伐。", "zh"),  # Wu: folded into zh
+    ("Le Mont-Blanc est le plus haut sommet des Alpes.", "fr"),  # shorter than the English path
+    ("Die meisten Vulkane liegen an den Rändern der Platten.", "de"),
+])
+def test_the_model_path_answers_iso_codes(text: str, expected: str):
+    assert language._classify(text) == expected
+
+
+def test_a_missing_detector_is_an_error_not_unknown(monkeypatch: pytest.MonkeyPatch):
+    """A node without py3langid must fail loudly: "unknown" would reject every French doc."""
+    monkeypatch.setattr(language, "_identifier", None)
+    monkeypatch.setitem(sys.modules, "py3langid", None)  # import py3langid -> ImportError
+    monkeypatch.setitem(sys.modules, "py3langid.langid", None)
+    with pytest.raises(ImportError, match="py3langid"):
+        detect(SAMPLES["fr"])
+    assert detect(SAMPLES["en"]) == "en"  # the fast paths need no model
 
 
 def test_mixed_text_follows_the_main_language():
@@ -60,8 +88,18 @@ def test_looks_only_at_a_prefix():
     assert detect(text) == "en"
 
 
-def test_deterministic():
-    assert {detect(SAMPLES["de"]) for _ in range(5)} == {"de"}
+def test_deterministic_across_processes():
+    """The same answers in a fresh interpreter: no seed, no state (py3langid is an argmax)."""
+    import subprocess
+
+    texts = [SAMPLES["de"], SAMPLES["fr"][:30], "Hola, ¿qué tal?", "Das ist gut."]
+    here = [detect(t) for t in texts]
+    code = ("import json, sys; from mga_spark.text.language import detect; "
+            "print(json.dumps([detect(t) for t in json.load(sys.stdin)]))")
+    run = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), text=True,
+                         capture_output=True, check=True, cwd=Path(__file__).parents[2])
+    assert json.loads(run.stdout) == here
+    assert [detect(t) for t in texts] == here
 
 
 def test_sample_corpus_languages():
@@ -71,3 +109,17 @@ def test_sample_corpus_languages():
     assert {"en-inject-001", "fr-001"} <= {r["id"] for r in rows}
     for row in rows:
         assert detect(row["text"]) == row["lang"], row["id"]
+
+
+def test_any_string_gets_an_answer():
+    """Rewrites are untrusted model output: lone surrogates, controls, any plane, any case."""
+    import random
+
+    rng = random.Random(0)
+    ranges = [(0, 0x80), (0x80, 0x3000), (0xD800, 0xE000), (0x4E00, 0xA000), (0x10000, 0x110000)]
+    for _ in range(300):
+        text = "".join(chr(rng.randrange(*rng.choice(ranges)))
+                       for _ in range(rng.choice([1, 3, 40, 700])))
+        for variant in (text, text.upper()):
+            assert isinstance(detect(variant), str)
+    assert detect("\ud800" * 3000) == UNKNOWN

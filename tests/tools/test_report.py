@@ -1,5 +1,6 @@
-"""`mga-spark report` and the dataset card, on a job output made by process_unit + the fake engine:
-the page and PNGs, loading the output exactly as the card says, and the page in headless Chromium.
+"""`mga-spark report` and the dataset card, on an output of the real job run in process on the
+fake engine: the page and PNGs, loading the output exactly as the card says, and the page in
+headless Chromium.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ import yaml
 from typer.testing import CliRunner
 
 from mga_spark.cli import app
+from mga_spark.tools.report import build as report_build
 from mga_spark.tools.report import facts as report
 from mga_spark.tools.report import page as report_page
 from mga_spark.tools.verify import verify
-from tests.helpers import EN_TEXT, FR_TEXT, ZH_TEXT, make_config, pairs_json, scripted, verdict_json
-from tests.local_run import run_local, write_input
+from tests.helpers import (
+    EN_TEXT,
+    FR_TEXT,
+    ZH_TEXT,
+    make_config,
+    pairs_json,
+    run_fake,
+    scripted,
+    verdict_json,
+    write_input,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +60,7 @@ def output(tmp_path_factory) -> Path:
     cfg = make_config(input={"paths": [str(inp)], "id_column": "id", "carry_columns": ["topic"]},
                       output={"path": str(base / "out"), "include_original": True},
                       chunking={"max_tokens": 120}, job={"unit_docs": 4})
-    out = run_local(cfg, scripted(_script))
+    out = run_fake(cfg, scripted(_script)).output
     assert verify(str(out)).ok
     return out
 
@@ -72,7 +83,7 @@ def elements(page: str) -> dict[str, dict]:
 
 
 def test_report_writes_the_page_and_one_png_per_plot(output: Path):
-    result = report.build(str(output))
+    result = report_build.build(str(output))
     assert result.html == f"{output}/report/index.html"
     for name in report_page.PLOTS:
         png = (output / "report" / f"{name}.png").read_bytes()
@@ -112,10 +123,11 @@ def test_report_of_an_output_without_variants(tmp_path: Path):
     inp = write_input(tmp_path / "in", [{"id": "a", "text": EN_TEXT}])
     cfg = make_config(input={"paths": [str(inp)], "id_column": "id"},
                       output={"path": str(tmp_path / "out")})
-    out = run_local(cfg, scripted(lambda stage, *_: verdict_json(1) if stage == "judge" else None))
+    out = run_fake(cfg, scripted(lambda stage, *_: verdict_json(1) if stage == "judge" else None)
+                   ).output
     facts = report.collect(str(out))
     assert facts.summary["variants"] == 0 and facts.genres == [] and facts.doc_tokens == ([], [])
-    report.build(str(out))
+    report_build.build(str(out))
     assert elements((out / "report" / "index.html").read_text())["plot-quality"]["tag"] == "img"
 
 
@@ -199,7 +211,7 @@ def test_the_page_renders_in_headless_chromium(output: Path, tmp_path: Path):
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package "
                     "(apt-get install -y chromium); .ci/run does this before the tests")
-    report.build(str(output))
+    report_build.build(str(output))
     url = (output / "report" / "index.html").as_uri()
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", url, profile=tmp_path / "p1")
     assert dom.returncode == 0, dom.stderr[-2000:]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark.io import records, write
+from mga_spark.io import commit as io_commit
+from mga_spark.io import records
 from mga_spark.io.plan import make_plan
 from mga_spark.schema import DATA_SCHEMA, RejectRow, VariantRow
 from mga_spark.tools.verify import verify
@@ -59,8 +62,7 @@ def run(tmp_path: Path):
     cfg = make_config(input={"paths": [str(inp.parent)], "id_column": "doc_id"},
                       output={"path": str(out), "include_original": True},
                       ga={"num_pairs": PAIRS}, job={"unit_docs": 2})
-    records.write_json(str(out), "_run.json", {"config": cfg.redacted(),
-                                          "fingerprint": cfg.fingerprint()})
+    records.write_json(str(out), "_run.json", {"config": cfg.redacted(), "fingerprint": "f"})
     units = make_plan(cfg.input, cfg.job.unit_docs).units
     return out, units
 
@@ -73,7 +75,7 @@ def exact_rows() -> list[tuple[Rows, dict]]:
 
 def commit(out: Path, units: list, contents: list[tuple[Rows, dict]]) -> None:
     for unit, (rows, chunks) in zip(units, contents, strict=True):
-        writer = write.UnitWriter(str(out), unit, DATA_SCHEMA, "zstd")
+        writer = io_commit.UnitWriter(str(out), unit, DATA_SCHEMA, "zstd")
         writer.add(rows)
         writer.commit({"chunks": chunks})
 
@@ -87,6 +89,7 @@ def test_exact_output_passes_with_counts(run) -> None:
         "documents": 4, "units": 2, "units_done": 2, "bad_files": 0, "variants": 9,
         "originals": 2, "rejects": 4, "expected_slots": 15, "accounted_slots": 15,
         "duplicate_ids": 0, "by_stage": {"ga": 1, "input": 2, "judge": 1}, "problems": 0,
+        "stray_files": 0, "staged_leftovers": 0,
     }
 
 
@@ -116,8 +119,68 @@ def test_a_missing_manifest_is_named(run) -> None:
     commit(out, units, exact_rows())
     (out / "_manifest" / f"{units[1].id}.json").unlink()
     result = verify(str(out))
-    assert result.problems == [f"unit {units[1].id} ({units[1].file}, rows 2-4) has no manifest"]
-    assert result.counts["units_done"] == 1
+    unit = units[1]
+    assert result.problems == [f"unit {unit.id} ({unit.file}, rows 2-4) has no manifest"] + [
+        f"{d}/part-{units[1].id}.parquet is in the output but no manifest lists it (a unit's "
+        "files from before a manifest was removed, or a file put there by hand)"
+        for d in ("data", "rejects")]
+    assert result.counts["units_done"] == 1 and result.counts["stray_files"] == 2
+
+
+# -- the files against the manifests (the commit protocol) --------------------------------
+
+
+def test_a_row_count_that_differs_from_the_footer_is_named(run) -> None:
+    out, units = run
+    commit(out, units, exact_rows())
+    path = out / "_manifest" / f"{units[0].id}.json"
+    manifest = json.loads(path.read_text())
+    manifest["rows"]["rejects"] += 1  # e.g. another attempt's manifest over this one's files
+    path.write_text(json.dumps(manifest))
+    assert verify(str(out)).problems == [
+        f"unit {units[0].id} ({units[0].file}, rows 0-2): rejects/part-{units[0].id}.parquet "
+        f"holds 3 rows by its footer, its manifest says 4"]
+
+
+def test_a_file_no_manifest_lists_is_named(run) -> None:
+    out, units = run
+    commit(out, units, exact_rows())
+    stray = out / "data" / "part-0000-from-an-old-attempt.parquet"
+    stray.write_bytes((out / "data" / f"part-{units[0].id}.parquet").read_bytes())
+    (out / "rejects" / "extra.parquet").write_bytes(b"")
+    result = verify(str(out))
+    assert result.problems == [
+        "data/part-0000-from-an-old-attempt.parquet is in the output but no manifest lists it "
+        "(a unit's files from before a manifest was removed, or a file put there by hand)",
+        "rejects/extra.parquet is in the output but no manifest lists it (a unit's files from "
+        "before a manifest was removed, or a file put there by hand)"]
+    assert result.counts["stray_files"] == 2
+    (out / "data" / ".part-x.parquet.1234.tmp").write_bytes(b"")  # hidden: not a reader's file
+    assert verify(str(out)).counts["stray_files"] == 2
+
+
+@pytest.mark.parametrize("kind", ["data", "rejects"])
+def test_a_manifest_whose_file_is_missing_is_named(run, kind: str) -> None:
+    out, units = run
+    commit(out, units, exact_rows())
+    (out / kind / f"part-{units[1].id}.parquet").unlink()
+    assert verify(str(out)).problems == [
+        f"unit {units[1].id} ({units[1].file}, rows 2-4) has a manifest but "
+        f"{kind}/part-{units[1].id}.parquet is missing (a resume publishes it from its staged "
+        "copy)"]
+
+
+def test_an_input_file_changed_under_a_committed_unit_is_named(run) -> None:
+    out, units = run
+    commit(out, units, exact_rows())
+    path = Path(units[0].file.removeprefix("file://"))
+    pq.write_table(pa.table({"text": ["y"] * 4, "doc_id": ["a", "b", "c", "c"]}), path,
+                   row_group_size=2)  # same ids and rows: only the pin tells
+    os.utime(path, ns=(1, 1))
+    problems = verify(str(out)).problems
+    assert len(problems) == 2 and all("input file changed since the unit was committed" in p
+                                      for p in problems)
+    assert problems[0].startswith(f"unit {units[0].id} ({units[0].file}, rows 0-2): ")
 
 
 def test_a_document_both_rejected_at_input_and_processed_is_named(run) -> None:

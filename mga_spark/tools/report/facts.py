@@ -1,8 +1,7 @@
-"""`mga-spark report OUTPUT`: what an output holds, as plots and tables.
+"""The report's facts: what an output holds, aggregated (`page` draws them, `build` writes).
 
 Reads the data and rejects tables (a few columns, never the text), the manifests and `_run.json`,
-aggregates with pyarrow, draws PNGs with matplotlib, and writes them with a self-contained HTML
-page (the same PNGs embedded as base64: it opens offline, from anywhere) to OUTPUT/report/.
+and aggregates them with pyarrow.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
+from mga_spark import layout
 from mga_spark.io import records, write
 from mga_spark.job import card
 
 log = logging.getLogger(__name__)
-REPORT_DIR = "report"
 DATA_COLUMNS = ["source_id", "chunk_index", "kind", "genre", "audience", "judge_score",
                 "input_tokens", "output_tokens", "keyword_coverage", "novelty",
                 "max_sibling_similarity", "pair_source"]
@@ -104,18 +103,18 @@ class NoOutput(FileNotFoundError):
 
 
 def collect(output: str) -> Facts:
-    record = records.read_json(output, "_run.json")
+    record = records.read_json(output, layout.RUN_FILE)
     if record is None:
-        raise NoOutput(f"{output}: no _run.json, so no run wrote here")
+        raise NoOutput(f"{output}: no {layout.RUN_FILE}, so no run wrote here")
     manifests = records.read_manifests(output)
     facts = Facts(output, record, card.summary(output, manifests))
-    data = _table(output, "data", DATA_COLUMNS)
+    data = _table(output, layout.DATA_DIR, DATA_COLUMNS)
     for column in DATA_COLUMNS:  # an output written before a column existed
         if column not in data.column_names:
             data = data.append_column(column, pa.nulls(data.num_rows, pa.float32()))
     rewrites = data.filter(pc.equal(data.column("kind"), "reformulation"))
     facts.scores_accepted = Counter(dict(_counts(rewrites.column("judge_score"))))
-    rejects = _table(output, "rejects", ["stage", "reason", "detail"])
+    rejects = _table(output, layout.REJECTS_DIR, ["stage", "reason", "detail"])
     facts.scores_failed = _judge_failed_scores(rejects)
     if rejects.num_rows:
         grouped = rejects.group_by(["stage", "reason"]).aggregate([("stage", "count")])
@@ -136,27 +135,3 @@ def collect(output: str) -> Facts:
           "output_tokens": m.get("counts", {}).get("output_tokens", 0)}
          for m in manifests if "unit" in m), key=lambda u: u["started"])
     return facts
-
-
-@dataclass(frozen=True)
-class Report:
-    html: str  # where index.html was written
-    pngs: list[str]
-
-
-def build(output: str) -> Report:
-    """Collect, plot, write OUTPUT/report/index.html and the PNGs; refresh the dataset card."""
-    from mga_spark.tools.report import page as report_page
-
-    facts = collect(output)
-    plots = report_page.plots(facts)
-    page = report_page.render(facts, plots)
-    fs, root = write.output_fs(output)
-    base = f"{root}/{REPORT_DIR}"
-    names = []
-    for name, png in plots.items():
-        write.write_bytes(fs, f"{base}/{name}.png", png)
-        names.append(f"{output.rstrip('/')}/{REPORT_DIR}/{name}.png")
-    write.write_bytes(fs, f"{base}/index.html", page.encode())
-    card.write_card(output)
-    return Report(f"{output.rstrip('/')}/{REPORT_DIR}/index.html", names)

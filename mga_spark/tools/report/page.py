@@ -1,4 +1,8 @@
-"""The report's plots (matplotlib, PNG bytes) and its self-contained HTML page."""
+"""The report's plots (matplotlib, PNG bytes) and its self-contained HTML page.
+
+Over 300 lines because it is the whole page: each plot is a short function, and splitting
+them across files would only scatter one HTML document.
+"""
 
 from __future__ import annotations
 
@@ -154,7 +158,12 @@ def _label(text: object, width: int = 48) -> str:
 
 
 def plots(f: Facts) -> dict[str, bytes]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError as e:  # matplotlib is the `report` extra, not a base dependency
+        raise ModuleNotFoundError("mga-spark report draws its plots with matplotlib, which is "
+                                  "not installed: pip install 'mga-spark[report]'",
+                                  name="matplotlib") from e
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,0 +1,187 @@
+"""The driver, without Spark: the config of a run, the job's steps, and the runners of units.
+
+`run_job` is the job: plan (footers only), check an append chain, claim the output
+(`_run.json`), skip the committed units (resume), run the others with a runner, remove the files
+that failed units left, write `stats.json` and the dataset card. A runner runs units:
+`spark.SparkRunner` as one Spark task each (job/spark.py, the only pyspark importer), and
+`InProcessRunner` here, in this process, for tests and small local runs. Both run every unit
+through `unit.attempt_unit`, so what runs in process is what a Spark task does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mga_spark.config import Config, ConfigError, load_config
+from mga_spark.io import lease, records
+from mga_spark.io.plan import InputError, Plan, Unit, make_plan
+from mga_spark.io.write import OutputRefused
+from mga_spark.job import append, card, runinfo
+from mga_spark.job.logs import TERMINAL
+from mga_spark.job.progress import Progress, ProgressView
+from mga_spark.job.unit import EngineFor, attempt_unit
+from mga_spark.layout import STATS_FILE
+
+log = logging.getLogger(__name__)
+# Problems phrased for the user: a command prints the message and exits 2, without a traceback.
+USER_ERRORS = (ConfigError, InputError, OutputRefused)  # lease, filesystem, resume refusals
+SUMMARY_KEYS = ("units", "planned_units", "documents", "accepted", "rejected", "acceptance",
+                "output_tokens")
+
+
+class Runner(Protocol):
+    def prepare(self, cfg: Config) -> None:
+        """Get ready to run units (Spark: start the session); called only when some will run."""
+
+    def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
+        """Run the units; one outcome per unit ({"unit", "ok"}, or `unit.failure`'s report)."""
+
+
+@dataclass
+class JobResult:
+    planned: int
+    skipped: int
+    ran: int
+    failed: list[dict] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every unit is committed, 1 when some failed (a re-run retries only those)."""
+        return 0 if self.ok else 1
+
+    def summary(self) -> dict:
+        """The totals a run prints as its one JSON line."""
+        return {k: self.stats[k] for k in SUMMARY_KEYS}
+
+    def problems(self) -> list[str]:
+        """Lines for stderr: skipped bad input files, failed units, what to do about them."""
+        lines = [f"skipped bad input file {b['file']}: {b['problem']}"
+                 for b in self.stats.get("bad_files", [])]
+        lines += [f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
+                  f"after {f['attempts']} attempts: {f['error']}" for f in self.failed]
+        if self.failed:
+            lines.append(f"{len(self.failed)} unit(s) failed; run the same command again to "
+                         "retry only the missing units.")
+        return lines
+
+
+def _absolute(uri: str) -> str:
+    """A local path made absolute (as executors, `verify` and `status` must see it); a URI with
+    a scheme as it is."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def build_config(config: Path, inputs: list[str] | None, output: str | None,
+                 overrides: list[str] | None) -> Config:
+    """The YAML with the command's flags applied; local input, output, previous-output and model
+    paths made absolute. Raises ConfigError naming what is wrong or missing."""
+    sets = list(overrides or [])
+    if inputs:
+        sets.append("input.paths=" + json.dumps(list(inputs)))
+    if output:
+        sets.append(f"output.path={json.dumps(output)}")
+    cfg = load_config(config, sets)
+    if not cfg.input.paths:
+        raise ConfigError("no input: give --input or input.paths in the config")
+    if not cfg.output.path:
+        raise ConfigError("no output: give --output or output.path in the config")
+    cfg.input.paths = [_absolute(p) for p in cfg.input.paths]
+    cfg.output.path = _absolute(cfg.output.path)
+    model = cfg.model.engine_args["model"]
+    if Path(model).exists():
+        cfg.model.engine_args["model"] = str(Path(model).resolve())
+    previous = cfg.output.previous
+    if previous and "://" not in previous and Path(previous).exists():
+        cfg.output.previous = str(Path(previous).resolve())
+    return cfg
+
+
+class InProcessRunner:
+    """Runs the units one after another in this process, each up to job.max_failures attempts,
+    on the engine `engine_for` gives (by default the per-process engine cache, as on Spark)."""
+
+    def __init__(self, engine_for: EngineFor | None = None) -> None:
+        self.engine_for = engine_for
+
+    def prepare(self, cfg: Config) -> None:
+        pass
+
+    def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
+        totals: Counter = Counter()
+        outcomes = []
+        for unit in todo:
+            outcome, counts = self._unit(cfg, unit)
+            outcomes.append(outcome)
+            totals.update(counts)
+            progress(totals)
+        return outcomes
+
+    def _unit(self, cfg: Config, unit: Unit) -> tuple[dict, Counter]:
+        last = cfg.job.max_failures - 1
+        for attempt in range(last):
+            try:
+                return attempt_unit(cfg, unit, attempt, (), self.engine_for)
+            except Exception as e:
+                log.warning("unit %s: attempt %d of %d failed (%s: %s); retrying", unit.id,
+                            attempt + 1, cfg.job.max_failures, type(e).__name__, e)
+        return attempt_unit(cfg, unit, last, (), self.engine_for)  # reports, never raises
+
+
+def run_job(cfg: Config, runner: Runner, plan: Plan | None = None, show_progress: bool = True
+            ) -> JobResult:
+    """The job over `cfg`'s input (or `plan` of it) into `cfg.output.path`, run by `runner`."""
+    plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
+    append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
+    with lease.hold(cfg.output.path, cfg.job.lease_timeout_s) as held:  # one writer per output
+        return _run_held(cfg, runner, plan, show_progress, held)
+
+
+def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held: lease.Lease
+              ) -> JobResult:
+    runinfo.claim_output(cfg, plan)  # resume: settings, pinned inputs, roll-forward
+    done = records.committed_units(cfg.output.path)
+    todo = [u for u in plan.units if u.id not in done]
+    skipped = len(plan.units) - len(todo)
+    log.info("%d documents in %d files: %d units planned, %d already committed, %d to run",
+             plan.documents, plan.files, len(plan.units), skipped, len(todo), extra=TERMINAL)
+    outcomes: list[dict] = []
+    if todo:
+        runner.prepare(cfg)
+        app = getattr(runner, "app_id", None)
+        if app:
+            held.note(spark_app=app)
+        with ProgressView(len(plan.units), skipped, enabled=show_progress) as view:
+            outcomes = runner.run(cfg, todo, view.update)
+    failed = [o for o in outcomes if not o["ok"]]
+    records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
+    stats = runinfo.totals(records.read_manifests(cfg.output.path))
+    stats.update(planned_units=len(plan.units), failed_units=failed,
+                 bad_files=[vars(b) for b in plan.bad_files])
+    records.write_json(cfg.output.path, STATS_FILE, stats)
+    card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
+    return JobResult(len(plan.units), skipped, len(todo), failed, stats)
+
+
+def execute(cfg: Config, runner: Runner | None = None, log_file: Path | None = None,
+            show_progress: bool = True) -> JobResult:
+    """The job as `mga-spark run` runs it: plan first (a bad input file fails here, before Spark
+    or any engine starts), then `run_job` on local Spark per job.master (or the cluster
+    spark-submit gives) unless another runner is given. `log_file`: where Spark's and the
+    workers' output goes (None: the terminal)."""
+    plan = make_plan(cfg.input, cfg.job.unit_docs)
+    if runner is None:
+        from mga_spark.job.spark import SparkRunner  # pyspark only when Spark runs the units
+
+        runner = SparkRunner(log_file=log_file)
+    return run_job(cfg, runner, plan, show_progress)

@@ -1,0 +1,407 @@
+"""Exactly once on a real cluster: readers that look early, drivers that race, resumes that mix.
+
+The drivers here are subprocesses running this module (`python -m
+tests.reliability.test_exactly_once ...`): the driver's steps of `job.spark.run_job` (take the
+lease, claim the output with the plan, run the missing units, write stats) with each unit run by
+`process_unit` on the fake engine in the driver process, instead of Spark tasks. The commit is
+the same code either way. The commit protocol's test-only step hook kills (SIGKILL) or stops
+(SIGSTOP) a driver between two steps of a unit's commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from mga_spark import layout
+from mga_spark.config import Config, fingerprint_of, load_config
+from mga_spark.engine.fake import FakeEngine
+from mga_spark.io import commit, lease, records
+from mga_spark.io.plan import make_plan
+from mga_spark.io.write import OutputRefused
+from mga_spark.job import runinfo
+from mga_spark.job.unit import process_unit
+from mga_spark.tools.verify import verify
+from tests.helpers import EN_TEXT, scripted, with_rewrites, write
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = ["staged", "committed", "published_data", "published_rejects", "cleaned"]
+UNITS = 3  # units of 2 documents in the corpus
+
+
+def corpus(directory: Path) -> Path:
+    texts = [f"Lesson {i}. {EN_TEXT}" for i in range(2 * UNITS)]
+    write(directory / "a.parquet", pa.table({"id": [f"d{i}" for i in range(2 * UNITS)],
+                                             "text": texts}), row_group_size=2)
+    return directory
+
+
+def base(inputs: str, output: str) -> dict:
+    return {"model": {"engine_args": {"model": "fake"}}, "pipeline": {"max_inflight_docs": 4},
+            "input": {"paths": [inputs], "id_column": "id"}, "output": {"path": output},
+            "job": {"unit_docs": 2}}
+
+
+def config(inputs: Path | str, output: Path, *sets: str) -> Config:
+    return load_config(None, list(sets), base(str(inputs), str(output)))
+
+
+def run_units(cfg: Config, limit: int | None = None) -> tuple[int, int]:
+    """The driver's steps of run_job, units on the fake engine: (already committed, ran)."""
+    plan = make_plan(cfg.input, cfg.job.unit_docs)
+    runinfo.claim_output(cfg, plan)
+    done = records.committed_units(cfg.output.path)
+    todo = [u for u in plan.units if u.id not in done]
+    engine = FakeEngine(scripted(with_rewrites(None)))
+    for unit in todo[:limit]:
+        process_unit(cfg, unit, engine, cfg.output.path)
+    return len(plan.units) - len(todo), len(todo[:limit])
+
+
+# -- the driver subprocess -----------------------------------------------------------------
+
+
+def _hook(args: argparse.Namespace, ids: list[str]):
+    def hook(step: str, unit_id: str, attempt: str) -> None:
+        time.sleep(args.delay)
+        where = f"{step}:{ids.index(unit_id)}"
+        if where == args.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if where == args.stop:
+            print(f"STOPPED at {where}", flush=True)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    return hook
+
+
+def drive(args: argparse.Namespace) -> int:
+    cfg = config(args.input, Path(args.output), f"job.lease_timeout_s={args.lease_timeout}")
+    ids = [u.id for u in make_plan(cfg.input, cfg.job.unit_docs).units]
+    commit._step_hook = _hook(args, ids)
+    if args.wait_for:
+        print("waiting", flush=True)
+    while args.wait_for and not Path(args.wait_for).exists():
+        time.sleep(0.005)
+    try:
+        with lease.hold(cfg.output.path, cfg.job.lease_timeout_s, app=args.name):
+            done, ran = run_units(cfg)
+            print(f"{done + ran} units planned, {done} already committed, {ran} to run",
+                  flush=True)
+            stats = runinfo.totals(records.read_manifests(cfg.output.path))
+            records.write_json(cfg.output.path, layout.STATS_FILE, stats)
+    except OutputRefused as e:
+        print(f"REFUSED {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 3
+    return 0
+
+
+def driver(inputs: Path, output: Path, *extra: str, name: str = "driver") -> subprocess.Popen:
+    argv = [sys.executable, "-m", "tests.reliability.test_exactly_once", "--input", str(inputs),
+            "--output", str(output), "--name", name, *extra]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+# -- a reader polling data/ while a driver is killed at each step of the commit -------------
+
+
+class Reader(threading.Thread):
+    """Reads `data/` with pyarrow.dataset (as the README tells readers to) in a loop; records,
+    for every file it read, its unit, its rows' ids, and whether the unit's manifest existed."""
+
+    def __init__(self, output: Path) -> None:
+        super().__init__(daemon=True)
+        self.output, self.stop = output, threading.Event()
+        self.polls, self.seen, self.errors = 0, [], []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll()
+            except Exception as e:  # a torn or vanished file would land here
+                self.errors.append(repr(e))
+            time.sleep(0.005)
+
+    def poll(self) -> None:
+        data = self.output / "data"
+        if not data.exists():
+            return
+        self.polls += 1
+        for fragment in ds.dataset(str(data), format="parquet").get_fragments():
+            ids = fragment.to_table(columns=["id"]).column("id").to_pylist()
+            uid = Path(fragment.path).name[len("part-"):-len(".parquet")]
+            manifest = self.output / "_manifest" / f"{uid}.json"
+            rows = json.loads(manifest.read_text())["rows"]["data"] if manifest.exists() else None
+            self.seen.append((uid, ids, rows))
+
+
+def files(output: Path) -> list[str]:
+    return sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
+
+
+def after_kill(output: Path, uid: str, step: str) -> None:
+    """What a crash after `step` leaves (the protocol's table, io/commit.py)."""
+    names = files(output)
+    staged = any(n.startswith(f"_staging/{uid}/") for n in names)
+    assert (f"_manifest/{uid}.json" in names) == (step != "staged"), names
+    assert (f"data/part-{uid}.parquet" in names) == (step not in ("staged", "committed")), names
+    assert (f"rejects/part-{uid}.parquet" in names) == (step in ("published_rejects",
+                                                                  "cleaned")), names
+    assert staged == (step != "cleaned"), names
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_readers_see_only_committed_units_when_a_driver_is_killed_at_each_step(tmp_path, step):
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    uid = make_plan(config(inputs, out).input, 2).units[1].id
+    reader = Reader(out)
+    reader.start()
+    killed = finish(driver(inputs, out, "--kill", f"{step}:1", "--delay", "0.05"))
+    assert killed[0] == -signal.SIGKILL, killed
+    after_kill(out, uid, step)
+    resumed = finish(driver(inputs, out))  # the dead driver's lease is taken at once
+    reader.stop.set()
+    reader.join(10)
+    assert resumed[0] == 0, resumed
+    committed = 1 if step == "staged" else 2
+    assert f"3 units planned, {committed} already committed, {3 - committed} to run" in resumed[1]
+    final = {u: set(pq.read_table(out / "data" / f"part-{u}.parquet").column("id").to_pylist())
+             for u in records.committed_units(str(out))}
+    assert reader.polls > 10 and reader.seen and not reader.errors, reader.errors
+    for unit_id, ids, rows in reader.seen:  # every row ever read belongs to a committed unit
+        assert rows is not None, f"read {unit_id} before its manifest existed"
+        assert len(ids) == rows and set(ids) <= final[unit_id]
+    result = verify(str(out))
+    assert result.ok, result.problems
+    assert (result.counts["units_done"], result.counts["stray_files"],
+            result.counts["staged_leftovers"]) == (UNITS, 0, 0)
+    assert not [n for n in files(out) if n.startswith("_staging/")]
+
+
+# -- drivers on one output ------------------------------------------------------------------
+
+
+def test_two_drivers_started_at_once_one_runs_one_is_refused(tmp_path) -> None:
+    inputs, out, go = corpus(tmp_path / "in"), tmp_path / "out", tmp_path / "go"
+    procs = [driver(inputs, out, "--wait-for", str(go), "--delay", "0.1", name=f"d{i}")
+             for i in range(2)]
+    assert all(p.stdout is not None and p.stdout.readline() == "waiting\n" for p in procs)
+    go.touch()  # both have imported everything and spin on this start signal
+    results = [finish(p) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 3], results
+    winner, loser = (procs[0], procs[1]) if results[0][0] == 0 else (procs[1], procs[0])
+    refusal = results[procs.index(loser)][2]
+    assert f"is being written by another driver: host {os.uname().nodename}, pid " \
+           f"{winner.pid}, app d{procs.index(winner)}, since " in refusal
+    assert "3 units planned, 0 already committed, 3 to run" in results[procs.index(winner)][1]
+    assert verify(str(out)).ok
+
+
+@pytest.mark.parametrize("step", ["staged", "committed"])
+def test_a_stalled_driver_is_taken_over_and_both_commit_exactly_once(tmp_path, step) -> None:
+    """Driver A stops (SIGSTOP) mid-commit of unit 1; B is refused while A's lease is fresh,
+    takes it over once stale, and finishes the output. A then resumes as a zombie: its commit
+    of unit 1 loses (or is already rolled forward) and it ends with LeaseLost."""
+    inputs, out, go = corpus(tmp_path / "in"), tmp_path / "out", tmp_path / "go"
+    timeout = "6"  # long enough for B to look while A's last heartbeat is fresh, under load
+    early_b = driver(inputs, out, "--wait-for", str(go), "--lease-timeout", timeout, name="B")
+    assert early_b.stdout is not None and early_b.stdout.readline() == "waiting\n"
+    a = driver(inputs, out, "--stop", f"{step}:1", "--lease-timeout", timeout, name="A")
+    assert a.stdout is not None and a.stdout.readline().startswith("STOPPED")
+    stopped = time.time()
+    try:
+        go.touch()  # B, already started, tries while A's last heartbeat is fresh
+        early = finish(early_b)
+        assert early[0] == 3 and "app A" in early[2], early
+        time.sleep(max(0.0, stopped + float(timeout) + 0.5 - time.time()))
+        taken = finish(driver(inputs, out, "--lease-timeout", timeout, name="B"))
+        assert taken[0] == 0, taken
+        a.send_signal(signal.SIGCONT)
+        zombie = finish(a)
+    finally:
+        a.kill()
+    assert zombie[0] == 3 and "REFUSED LeaseLost" in zombie[2], zombie
+    result = verify(str(out))
+    assert result.ok and result.counts["staged_leftovers"] == 0, result.problems
+
+
+def test_two_first_runs_claim_a_new_output_once(tmp_path) -> None:
+    """`_run.json` is created exclusively: of two first runs with different settings that claim
+    at the same instant, one writes it and the other is refused as a mismatching resume."""
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    cfgs = [config(inputs, out, f"ga.temperature={t}") for t in (0.5, 0.9)]
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def claim(i: int) -> None:
+        barrier.wait(30)
+        try:
+            outcomes[i] = runinfo.claim_output(cfgs[i])["fingerprint_inputs"]["ga.temperature"]
+        except runinfo.RunMismatch as e:
+            outcomes[i] = str(e)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    won = [i for i, o in outcomes.items() if isinstance(o, float)]
+    assert len(won) == 1 and "ga.temperature: " in outcomes[1 - won[0]], outcomes
+    written = json.loads((out / "_run.json").read_text())["fingerprint_inputs"]["ga.temperature"]
+    assert written == outcomes[won[0]]
+
+
+# -- resume: refused after every row-changing change, allowed after operational ones ----------
+
+
+@pytest.fixture
+def partial(tmp_path: Path) -> tuple[Path, Path]:
+    """An output with 1 of its 3 units committed."""
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    assert run_units(config(inputs, out), limit=1) == (0, 1)
+    return inputs, out
+
+
+FAMILIES = {
+    "model": ["model.engine_args.model=other", "model.engine_args.tokenizer=tok",
+              "model.engine_args.revision=v2", "model.engine_args.dtype=float16",
+              "model.engine_args.quantization=awq", "model.engine_args.max_model_len=512",
+              "model.engine_args.served_model_name=x", "model.engine_args.generation_config=auto",
+              "model.engine_args.kv_cache_dtype=fp8", "model.engine_args.enable_chunked_prefill=0"],
+    "sampling": ["ga.temperature=0.5", "rewrite.top_p=0.5", "judge.max_tokens=64",
+                 "rewrite.max_tokens=100"],
+    "seeds": ["pipeline.seed=7", "model.engine_args.seed=1"],
+    "stages": ["ga.num_pairs=4", "rewrite.mode=strict", "judge.enabled=false",
+               "judge.threshold=4", "ga.structured_output=false"],
+    "chunking": ["chunking.max_tokens=512"],
+    "cleaning": ["clean.min_keyword_coverage=0.2", "clean.max_sibling_similarity=0.5",
+                 "clean.check_language=false", "clean.strip_boilerplate=false"],
+    "unit_cutting": ["job.unit_docs=1"],
+    "input_reading": ["input.max_chars=100", "input.language=en"],
+    "output_rows": ["output.include_original=true"],
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_resume_is_refused_after_a_row_changing_change(partial, family) -> None:
+    inputs, out = partial
+    written = json.loads((out / "_run.json").read_text())["fingerprint_inputs"]
+    for change in FAMILIES[family]:
+        key = change.split("=", 1)[0]
+        cfg = config(inputs, out, change)
+        with pytest.raises(runinfo.RunMismatch) as refused:
+            run_units(cfg)
+        message = str(refused.value)
+        old, new = written.get(key, "(not set)"), runinfo.fingerprint_inputs(cfg)[key]
+        assert old != new and f"\n  {key}: {old!r} -> {new!r}\n" in message, message
+        assert f"--set 'job.accept_changes=[{key}]'" in message, message
+        assert "To start a new output, write to a new output path (--output)" in message
+    assert len(records.committed_units(str(out))) == 1  # nothing ran
+
+
+def _older_release(out: Path, key: str, value: str) -> None:
+    """`_run.json` as an older release (or one with other prompts) wrote it."""
+    record = json.loads((out / "_run.json").read_text())
+    record["fingerprint_inputs"][key] = value
+    record["fingerprint"] = fingerprint_of(record["fingerprint_inputs"])
+    (out / "_run.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("key", ["package.version", "prompts.version"])
+def test_resume_after_an_upgrade_is_refused_then_accepted_knowingly(partial, key) -> None:
+    inputs, out = partial
+    _older_release(out, key, "0.0.9")
+    with pytest.raises(runinfo.RunMismatch) as refused:
+        run_units(config(inputs, out))
+    assert f"  {key}: '0.0.9' -> " in str(refused.value)
+    assert run_units(config(inputs, out, f"job.accept_changes=[{key}]")) == (1, 2)
+    record = json.loads((out / "_run.json").read_text())
+    (accepted,) = record["accepted_changes"]
+    assert accepted["changes"][key]["old"] == "0.0.9"
+    assert (accepted["units_committed_before"], accepted["units_affected"]) == (1, 2)
+    assert len(accepted["unit_ids"]) == 2
+    assert run_units(config(inputs, out)) == (3, 0)  # the next resume has nothing to accept
+    assert verify(str(out)).ok
+
+
+def test_an_output_of_a_release_before_fingerprint_inputs_needs_accept_all(partial) -> None:
+    inputs, out = partial
+    record = json.loads((out / "_run.json").read_text())
+    del record["fingerprint_inputs"]
+    record["fingerprint"] = "815c36db4e6f26fe"
+    (out / "_run.json").write_text(json.dumps(record))
+    with pytest.raises(runinfo.RunMismatch, match="did not record what its fingerprint covers"
+                       ) as refused:
+        run_units(config(inputs, out))
+    assert "--set 'job.accept_changes=[all]'" in str(refused.value)
+    assert run_units(config(inputs, out, "job.accept_changes=[all]")) == (1, 2)
+
+
+OPERATIONAL = ["pipeline.max_inflight_docs=1", "output.compression=snappy",
+               "job.spark_conf={spark.executor.instances: '40', spark.executor.cores: '8'}",
+               "job.master=local[4]", "job.max_failures=9", "job.write_retries=0",
+               "input.on_bad_file=skip", "model.engine_args.gpu_memory_utilization=0.5",
+               "model.engine_args.tensor_parallel_size=2", "model.device=cpu"]
+
+
+@pytest.mark.parametrize("change", OPERATIONAL)
+def test_resume_is_allowed_after_an_operational_change(partial, change) -> None:
+    inputs, out = partial
+    assert run_units(config(inputs, out, change)) == (1, 2)
+    assert verify(str(out)).ok
+
+
+@pytest.mark.parametrize("spelling", ["dir/", "glob", "file", "uri", "relative"])
+def test_resume_is_allowed_with_the_input_paths_spelled_differently(partial, spelling,
+                                                                    monkeypatch) -> None:
+    inputs, out = partial
+    monkeypatch.chdir(inputs.parent)
+    spelled = {"dir/": f"{inputs}/", "glob": f"{inputs}/*.parquet", "file": f"{inputs}/a.parquet",
+               "uri": f"file://{inputs}", "relative": "in"}[spelling]
+    assert run_units(config(spelled, out)) == (1, 2)
+    assert verify(str(out)).ok
+
+
+def test_a_changed_input_file_under_a_committed_unit_is_refused_naming_it(partial) -> None:
+    inputs, out = partial
+    path = inputs / "a.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(1, "text", pa.array([t + " Changed." for t in
+                                                         table.column("text").to_pylist()])),
+                   path, row_group_size=2)  # same ids, same rows: only the pin can tell
+    with pytest.raises(runinfo.InputChanged) as refused:
+        run_units(config(inputs, out))
+    assert f"  file://{path}: mtime " in str(refused.value) and ", size " in str(refused.value)
+    assert "(1 committed unit(s))" in str(refused.value)
+    assert "--set 'job.accept_changes=[input.files]'" in str(refused.value)
+    assert run_units(config(inputs, out, "job.accept_changes=[input.files]")) == (1, 2)
+    record = json.loads((out / "_run.json").read_text())
+    assert list(record["accepted_changes"][0]["input_files"]) == [f"file://{path}"]
+    assert run_units(config(inputs, out)) == (3, 0)  # accepted once: the next resume goes on
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    for flag, default in (("--input", None), ("--output", None), ("--name", "driver"),
+                          ("--kill", None), ("--stop", None), ("--wait-for", None)):
+        parser.add_argument(flag, default=default)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--lease-timeout", type=float, default=600.0)
+    sys.exit(drive(parser.parse_args()))

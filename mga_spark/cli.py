@@ -188,7 +188,7 @@ def make_small_model(
     safetensors with its chat template and DIRECTORY/provenance.json. Skipped when current."""
     from mga_spark.tools import small_model as sm
 
-    _setup_logging()
+    logs.setup_logging()
     dense, moe_dir = (directory.with_name(directory.name + s) for s in ("-dense", "-moe"))
     try:
         if not (moe or w8a8):

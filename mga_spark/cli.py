@@ -1,4 +1,5 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model,
+make-small-model."""
 
 from __future__ import annotations
 
@@ -71,19 +72,26 @@ def run(config: ConfigOpt, input: InputOpt = None, output: OutputOpt = None,
 
 @app.command()
 def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("work/demo/output"),
-         config: Annotated[Path, typer.Option(help="demo config")] = Path("conf/demo.yaml"),
+         tiny: Annotated[bool, typer.Option(help="the tiny random-weight model (noise text, "
+                                            "seconds) instead of SmolLM2-135M-Instruct")] = False,
+         config: Annotated[Path | None, typer.Option(  # noqa: UP007
+             help="demo config (default conf/demo-small.yaml; --tiny: conf/demo.yaml)")] = None,
          verbose: VerboseOpt = False) -> None:
-    """The whole job on local Spark with the tiny CPU model over the shipped sample corpus."""
+    """The whole job on local Spark over the shipped sample corpus, on SmolLM2-135M-Instruct
+    (built into .cache/small-model on first use) or, with --tiny, the tiny CPU model."""
     from mga_spark.tools import demo as demo_mod
+    from mga_spark.tools.small_model import SmallModelError
 
     log_file = _start_logging(str(output), verbose)
     try:
-        result = demo_mod.run_demo(output, config, log_file)
-    except USER_ERRORS as e:
+        result = demo_mod.run_demo(output, tiny, config, log_file)
+    except (*USER_ERRORS, SmallModelError) as e:
         _fail(str(e))
     _print_job(result.job)
     where = output.resolve()
-    typer.echo(f"\noutput: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
+    typer.echo(f"\nmodel: {result.model.name}: {result.model.directory}\n"
+               f"config: {result.model.config}")
+    typer.echo(f"output: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
                f"  rejects: {where / layout.REJECTS_DIR}\n  totals: {where / layout.STATS_FILE}")
     typer.echo("verify: " + json.dumps({"ok": result.verify.ok, **result.verify.counts}))
     for problem in result.verify.problems:

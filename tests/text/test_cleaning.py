@@ -134,6 +134,31 @@ def test_strip_boilerplate_drops_an_opening_that_announces_the_rewritten_text() 
     assert strip_boilerplate(kept) == kept
 
 
+# SmolLM2-135M-Instruct, en-010 (the heart), conf/small.yaml with supplied pairs: the prompt's
+# <document> tag echoed around the answer; a remark before the announcement (mode strict).
+HEART = ("The human heart is a muscular pump about the size of a fist that beats around 100,000 "
+         "times a day. It has four chambers: two upper atria that receive blood and two lower "
+         "ventricles that push it out.")
+TAGGED = ("Sure, here is a rewritten version of the source document:\n\n<document>\n"
+          f"{HEART}\n</document>")
+REMARK = ("I'll just need to rephrase the sentence to make it sound like I'm taking the time to "
+          f"polish the document. Here's the revised sentence:\n\n{HEART}")
+
+
+def test_strip_boilerplate_drops_the_prompts_tags_around_the_answer() -> None:
+    assert strip_boilerplate(TAGGED) == HEART
+    assert strip_boilerplate(f"<rewrite>\n{HEART}") == HEART
+    kept = f"{HEART}\nThe <document> tag is HTML-like."
+    assert strip_boilerplate(kept) == kept
+    assert strip_boilerplate("<document>") == "<document>"  # never the last remaining content
+
+
+def test_strip_boilerplate_drops_a_remark_that_ends_announcing_the_revision() -> None:
+    assert strip_boilerplate(REMARK) == HEART
+    kept = f"Blood flows in one direction. Here is how:\n{HEART}"  # no rewrite announced
+    assert strip_boilerplate(kept) == kept
+
+
 def test_strip_boilerplate_only_touches_the_ends() -> None:
     text = "The river flows.\n\nNote: the middle stays.\n\nFish swim."
     assert strip_boilerplate(text) == text

@@ -1,8 +1,15 @@
-"""The pipeline on the real small model (SmolLM2-135M-Instruct) with conf/small.yaml: every filter
-on (keyword coverage, language, copy, siblings, judge), real English answers.
+"""The pipeline on the real small model (SmolLM2-135M-Instruct) with the demo's config
+(conf/demo-small.yaml: every filter on at conf/small.yaml's thresholds, three supplied pairs) plus
+one pair the model proposes itself, so its GA answers are parsed too; real English answers.
 
-The model is built once into the repository's `.cache/small-model` (see tests/tools/conftest.py;
-the build is idempotent, so this module's fixture and that one share it).
+The engine is the session's (tests/conftest.py `small_engine`), shared with the MoE check.
+
+What the model does with the prompts written for a ~3B tool model (README "What a run looks
+like" has the counts): most rewrites copy the source and run on, or drift into meta-talk, until
+max_tokens (`rewrite_truncated`); some echo the task (`low_keyword_coverage`); the few that stop
+are judged 1 by the model itself (`judge_failed`). No accepted rewrite came out in any setting
+tried (README), so this test asserts the accounting and what each reject carries, not an
+acceptance the model does not give.
 """
 
 from __future__ import annotations
@@ -15,46 +22,36 @@ import pytest
 from mga_spark.config import load_config
 from mga_spark.core.pipeline import Pipeline
 from mga_spark.prompts import load_prompts
-from mga_spark.schema import RejectRow, VariantRow
+from mga_spark.schema import Reason, RejectRow, Stage, VariantRow
 from mga_spark.text.language import detect
-from mga_spark.tools.demo import sample_records
+from mga_spark.tools.demo import SMALL_DOCS, sample_records
 from tests.helpers import doc
 
 pytestmark = [pytest.mark.small, pytest.mark.vllm]
 ROOT = Path(__file__).resolve().parents[2]
-# short plain English documents: a water cycle, the Moon's phases, the heart, the monsoon
-DOC_IDS = ("en-002", "en-005", "en-010", "en-026")
-
-
-# Measured on 2026-12-01 (8 short English sample documents, 40 slots): 0 accepted. GA answers
-# repeat pairs (17 slots ga_duplicate_pair), 17 of 23 rewrites loop until max_tokens
-# (rewrite_truncated), 3 miss the source's keywords, 3 are judged 1. The prompts are written for
-# a ~3B tool model and are not tuned for this one.
-NO_ACCEPTED = ("SmolLM2-135M-Instruct with the 3B-model prompts accepted 0 of 40 slots on 8 short "
-               "English sample documents: duplicate GA pairs, rewrites looping to max_tokens")
-
-
-@pytest.fixture(scope="module")
-def small_model() -> Path:
-    from mga_spark.tools.small_model import build_small_model
-
-    return build_small_model(ROOT / ".cache" / "small-model")
+DOC_IDS = SMALL_DOCS[:4]  # short plain English: the water cycle, the Moon, sleep, the heart
+# What this model's answers can be rejected for, stage by stage: the model's faults only.
+MODEL_REASONS = {
+    Stage.GA: {Reason.GA_TRUNCATED, Reason.GA_DUPLICATE_PAIR, Reason.GA_EMPTY_FIELD,
+               Reason.GA_NOT_JSON, Reason.GA_INVALID, Reason.GA_TOO_FEW_PAIRS,
+               Reason.GA_VISUAL_FORMAT, Reason.GA_TOO_MANY_PAIRS},
+    Stage.REWRITE: {Reason.REWRITE_TRUNCATED, Reason.REWRITE_EMPTY},
+    Stage.CLEAN: {Reason.LOW_KEYWORD_COVERAGE, Reason.WRONG_LANGUAGE, Reason.NEAR_COPY,
+                  Reason.NEAR_DUPLICATE_VARIANT, Reason.EMPTY_AFTER_CLEANING},
+    Stage.JUDGE: {Reason.JUDGE_FAILED, Reason.JUDGE_TRUNCATED, Reason.JUDGE_NOT_JSON,
+                  Reason.JUDGE_INVALID, Reason.JUDGE_SCORE_OUT_OF_RANGE},
+}
 
 
 @pytest.fixture(scope="module")
-def run(small_model: Path):
-    """conf/small.yaml's job over DOC_IDS on the real engine: (config, rows, stats counts)."""
-    from mga_spark.engine.vllm import VLLMEngine
-
-    cfg = load_config(ROOT / "conf" / "small.yaml", [f"model.engine_args.model={small_model}"])
+def run(small_engine, small_model_dir: Path):
+    """conf/demo-small.yaml's job over DOC_IDS, 4 pairs (3 supplied, 1 the model's): (config,
+    rows, stats counts)."""
+    cfg = load_config(ROOT / "conf" / "demo-small.yaml",
+                      [f"model.engine_args.model={small_model_dir}", "ga.num_pairs=4"])
     records = {r["id"]: r for r in sample_records()}
-    docs = [doc(i, records[i]["text"]) for i in DOC_IDS]
-    engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
-    try:
-        pipeline = Pipeline(cfg, engine, load_prompts())
-        rows = list(pipeline.run(docs))
-    finally:
-        engine.shutdown()
+    pipeline = Pipeline(cfg, small_engine, load_prompts())
+    rows = list(pipeline.run([doc(i, records[i]["text"]) for i in DOC_IDS]))
     return cfg, rows, pipeline.stats.counts
 
 
@@ -76,19 +73,25 @@ def test_every_filter_on_the_real_model_accounts_for_every_slot(run) -> None:
     expected = {(d, 0, p) for d in DOC_IDS for p in range(cfg.ga.num_pairs)
                 if (d, 0) not in chunk_rejects}
     assert set(claimed) == expected
-    assert counts["ga_requests"] == len(DOC_IDS) and counts["rewrite_requests"] > 0
-    for r in rejects:  # every reject says why, in words, and keeps the model's answer
-        assert r.reason and r.detail
-        assert r.raw_output
-
-
-@pytest.mark.xfail(strict=True, reason=NO_ACCEPTED)
-def test_the_real_model_gets_an_english_rewrite_accepted(run) -> None:
-    cfg, rows, _ = run
-    variants = [r for r in rows if isinstance(r, VariantRow) and r.kind == "reformulation"]
-    rejects = [r for r in rows if isinstance(r, RejectRow)]
-    assert variants, f"no accepted rewrite; rejects: {Counter(r.reason for r in rejects)}"
-    for v in variants:
+    # one GA request per document (for its one free slot), a rewrite for every usable pair
+    assert counts["ga_requests"] == len(DOC_IDS)
+    assert counts["rewrite_requests"] >= len(DOC_IDS) * len(cfg.ga.pairs)
+    for v in variants:  # what passes has passed every filter
         assert detect(v.text) == "en"
         assert v.judge_score is not None and v.judge_score >= cfg.judge.threshold
         assert (v.keyword_coverage or 0) >= cfg.clean.min_keyword_coverage > 0
+
+
+def test_every_reject_of_the_real_model_says_why_and_keeps_its_answer(run) -> None:
+    _, rows, _ = run
+    rejects = [r for r in rows if isinstance(r, RejectRow)]
+    for r in rejects:
+        assert r.reason in {x.value for x in MODEL_REASONS[Stage(r.stage)]}, (r.stage, r.reason)
+        assert r.detail and r.raw_output, r
+    judged = [r for r in rejects if r.reason == Reason.JUDGE_FAILED.value]
+    assert all(r.detail.startswith("score ") for r in judged)
+    # What this model does most (17 of 20, 13 of 20, 19 of 30 rewrites in the runs in README):
+    # it runs on until max_tokens; the reject keeps what it wrote.
+    cut = [r for r in rejects if r.reason == Reason.REWRITE_TRUNCATED.value]
+    assert cut, Counter(r.reason for r in rejects)
+    assert all(r.detail == "rewrite hit max_tokens=384" and len(r.raw_output) > 200 for r in cut)

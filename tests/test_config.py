@@ -12,11 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"model": {"engine_args": {"model": "m"}}}
 
 
-@pytest.mark.parametrize("name", ["demo", "gpu", "strict", "relaxed"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf").glob("*.yaml")))
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT / "conf" / f"{name}.yaml")
     assert cfg.model.engine_args["model"]
     assert cfg.rewrite.mode == {"strict": "strict", "relaxed": "relaxed"}.get(name, "base")
+
+
+def test_the_gpu_configs_are_the_3b_tool_model_in_fp8_and_the_30b_quality_option():
+    gpu, quality = (load_config(ROOT / "conf" / f"{n}.yaml") for n in ("gpu", "gpu-quality"))
+    assert gpu.model.engine_args["model"].endswith("granite-3.1-3b-a800m-instruct")
+    assert gpu.model.engine_args["quantization"] == "fp8"
+    assert "Qwen3-30B-A3B" in quality.model.engine_args["model"]
+    assert gpu.model_dump(exclude={"model"}) == quality.model_dump(exclude={"model"})
 
 
 def test_overrides_parse_values_as_yaml():

@@ -75,7 +75,7 @@ def undeclared(folders: list[str], groups: list[str], have: set[str]) -> dict[st
     return missing
 
 
-PRODUCT = ["cpu", "gpu", "s3", "report"]
+PRODUCT = ["cpu", "gpu", "s3", "report", "small"]
 
 
 @pytest.mark.parametrize(("folders", "groups"), [
@@ -94,7 +94,7 @@ def test_the_check_names_an_import_that_is_not_declared() -> None:
 
 def test_the_report_plots_are_an_extra_not_a_base_dependency() -> None:
     assert "matplotlib" not in declared([]) and "matplotlib" in declared(["report"])
-    assert "mga-spark[report,s3]" in pyproject()["optional-dependencies"]["dev"]
+    assert "mga-spark[report,s3,small]" in pyproject()["optional-dependencies"]["dev"]
 
 
 def test_the_report_plots_without_matplotlib_name_the_extra() -> None:

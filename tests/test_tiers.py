@@ -36,6 +36,8 @@ def run_pytest(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.Comp
 @pytest.mark.parametrize(("blocked", "selection", "named"), [
     ("vllm", ["tests/engine/test_vllm.py", "-m", "vllm"], "'vllm' tier need the module vllm"),
     ("moto", ["tests/io/test_io.py", "-m", "cluster"], "need the module moto.server"),
+    ("gguf", ["tests/tools/test_small_model.py", "-m", "small"],
+     "'small' tier need the module gguf"),
 ])
 def test_a_tier_without_its_dependency_fails_naming_it(tmp_path: Path, blocked: str,
                                                         selection: list[str], named: str):

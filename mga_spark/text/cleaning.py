@@ -180,9 +180,17 @@ _PREAMBLE = re.compile(
     r"|i(?:'ve|’ve| have| will|'ll|’ll) (?:now )?(?:rewritten|rewrite|reformulated|reformulate"
     r"|revised|revise|adapted|adapt)\b"
     rf"|(?:以下|下面)(?:就是|是|为).*(?:{_META}|内容|文章|文本)"
-    rf"|这是.*{_META}|我(?:已|将|会|来)(?:为您|为你)?.*{_META}",
+    rf"|这是.*{_META}|我(?:已|将|会|来)(?:为您|为你)?.*{_META}"
+    r"|.*\b(?:rewritten|reformulated) (?:text|version|document|article)\W*[:：]$"
+    # a remark, then the announcement: "I'll just need to rephrase ... Here's the revised one:"
+    rf"|.*[.!?]\s+(?:here(?:'s|’s| is| are)|below (?:is|are))\b.*{_META}.*[:：]$",
     re.I,
 )
+# The prompt's own tags around the answer ("<document>" ... "</document>"), alone on a line.
+_TAG_LINE = re.compile(r"</?(?:document|rewrite)>", re.I)
+# A first line that labels the title ("Title: Tides", "**Title:** Tides"): the label goes, the
+# title stays.
+_TITLE_LABEL = re.compile(r"[*_#\s]*(?:title|标题)\s*[*_]*\s*[:：]\s*[*_]*\s*(?=\S)", re.I)
 _CLOSING = re.compile(
     r"(?:notes?|n\.b\.|disclaimer|note to (?:the )?readers?)\s*[:：]"
     r"|i hope (?:this|that|it) (?:helps|is helpful|meets|works|fits|suits|version|rewrit)"
@@ -228,7 +236,9 @@ def _closing_start(text: str) -> int | None:
 
 
 def strip_boilerplate(text: str) -> str:
-    """The text without an opening like "Here is the rewritten text:" or a closing note.
+    """The text without an opening like "Here is the rewritten text:" or a closing note, without
+    the prompt's <document>/<rewrite> tags on a line of their own at either end, and without a
+    "Title:" label on its first line.
 
     Only whole first lines and whole last paragraphs (or last lines) are removed, at most three
     at each end, and never the last remaining content.
@@ -236,9 +246,17 @@ def strip_boilerplate(text: str) -> str:
     text = text.strip()
     for _ in range(3):  # e.g. "Sure!", "Here is ...:", "---"
         first, _, rest = text.partition("\n")
-        if not rest.strip() or not (_is_opening(first) or _RULE.fullmatch(first.strip())):
+        if not rest.strip() or not (_is_opening(first) or _RULE.fullmatch(first.strip())
+                                    or _TAG_LINE.fullmatch(first.strip())):
             break
         text = rest.strip()
+    head, _, last = text.rpartition("\n")
+    if head.strip() and _TAG_LINE.fullmatch(last.strip()):
+        text = head.rstrip()
+    first, _, rest = text.partition("\n")
+    label = _TITLE_LABEL.match(first)
+    if label and rest.strip() and len(first) <= MAX_OPENING_CHARS:
+        text = first[label.end() :].strip(" *_#") + "\n" + rest
     for _ in range(3):  # e.g. "---", "Note: ...", "I hope this helps!"
         cut = _closing_start(text)
         if cut is None or not text[:cut].strip():

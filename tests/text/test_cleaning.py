@@ -110,6 +110,55 @@ def test_strip_boilerplate_keeps_content(text: str) -> None:
     assert strip_boilerplate(text) == text
 
 
+# Real answers of SmolLM2-135M-Instruct (conf/small.yaml, sample corpus en-026 and en-008),
+# their openings exactly as they came out.
+MONSOON = ("Title: 100 Years of Water\n\nIn 100 years, the South Asian monsoon, which brings a "
+           "significant amount of moisture to the Indian subcontinent, is no longer a seasonal "
+           "phenomenon.")
+SLEEP = ("Sure, let's start with the rewritten text:\n\nSource: \"Sleep is not simply rest; it "
+         "is an active state that the brain and body need to function.")
+
+
+def test_strip_boilerplate_drops_a_title_label_and_keeps_the_title() -> None:
+    assert strip_boilerplate(MONSOON) == MONSOON.removeprefix("Title: ")
+    assert strip_boilerplate("**Title:** Tides\nThe sea rises.") == "Tides\nThe sea rises."
+    assert strip_boilerplate("## Title: Tides (2024)**\nThe sea.") == "Tides (2024)\nThe sea."
+    assert strip_boilerplate("标题：潮汐\n海水上涨。") == "潮汐\n海水上涨。"
+    for kept in ("Title: Tides", "Titles vary:\nThe sea rises.", "The sea rises.\nTitle: x"):
+        assert strip_boilerplate(kept) == kept
+
+
+def test_strip_boilerplate_drops_an_opening_that_announces_the_rewritten_text() -> None:
+    assert strip_boilerplate(SLEEP) == SLEEP.split("\n\n", 1)[1]
+    kept = "The rewritten text was longer:\nit had three parts."
+    assert strip_boilerplate(kept) == kept
+
+
+# SmolLM2-135M-Instruct, en-010 (the heart), conf/small.yaml with supplied pairs: the prompt's
+# <document> tag echoed around the answer; a remark before the announcement (mode strict).
+HEART = ("The human heart is a muscular pump about the size of a fist that beats around 100,000 "
+         "times a day. It has four chambers: two upper atria that receive blood and two lower "
+         "ventricles that push it out.")
+TAGGED = ("Sure, here is a rewritten version of the source document:\n\n<document>\n"
+          f"{HEART}\n</document>")
+REMARK = ("I'll just need to rephrase the sentence to make it sound like I'm taking the time to "
+          f"polish the document. Here's the revised sentence:\n\n{HEART}")
+
+
+def test_strip_boilerplate_drops_the_prompts_tags_around_the_answer() -> None:
+    assert strip_boilerplate(TAGGED) == HEART
+    assert strip_boilerplate(f"<rewrite>\n{HEART}") == HEART
+    kept = f"{HEART}\nThe <document> tag is HTML-like."
+    assert strip_boilerplate(kept) == kept
+    assert strip_boilerplate("<document>") == "<document>"  # never the last remaining content
+
+
+def test_strip_boilerplate_drops_a_remark_that_ends_announcing_the_revision() -> None:
+    assert strip_boilerplate(REMARK) == HEART
+    kept = f"Blood flows in one direction. Here is how:\n{HEART}"  # no rewrite announced
+    assert strip_boilerplate(kept) == kept
+
+
 def test_strip_boilerplate_only_touches_the_ends() -> None:
     text = "The river flows.\n\nNote: the middle stays.\n\nFish swim."
     assert strip_boilerplate(text) == text

@@ -165,7 +165,7 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
             outcomes = runner.run(cfg, todo, view.update)
     failed = [o for o in outcomes if not o["ok"]]
     records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
-    stats = runinfo.totals(records.read_manifests(cfg.output.path))
+    stats = runinfo.totals(records.iter_manifests(cfg.output.path))
     stats.update(planned_units=len(plan.units), failed_units=failed,
                  bad_files=[vars(b) for b in plan.bad_files])
     records.write_json(cfg.output.path, STATS_FILE, stats)

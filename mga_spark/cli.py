@@ -117,11 +117,21 @@ def status(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 
 
 @app.command()
-def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
+def verify(output: Annotated[str, typer.Argument(help="output URI")],
+           spark: Annotated[bool, typer.Option(
+               "--spark", help="run the checks as a Spark job (same JSON line): for outputs "
+               "past ~100M variants, or when the driver has little memory or disk")] = False,
+           master: Annotated[str | None, typer.Option(
+               help="with --spark: the Spark master (default: the run's job.master, else "
+               "what spark-submit gives)")] = None,
+           ) -> None:
     """Exit 0 only if every input document is accounted for exactly once; one JSON line."""
     from mga_spark.tools.verify import verify as run_verify
+    from mga_spark.tools.verify import verify_spark
 
-    result = run_verify(output)
+    if spark:
+        logs.setup_logging()
+    result = verify_spark(output, master=master) if spark else run_verify(output)
     typer.echo(json.dumps({"ok": result.ok, **result.counts}))
     for problem in result.problems:
         typer.echo(f"problem: {problem}", err=True)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 
 from mga_spark import layout
+from mga_spark.config import Config
 from mga_spark.io import commit, records, write
 from mga_spark.io.plan import InputError, Unit, make_plan
 from mga_spark.tools import repeats
@@ -46,7 +47,8 @@ from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, chec
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS = 20
-__all__ = ["MAX_PROBLEMS", "VerifyResult", "check_unit", "finish", "start", "verify"]
+__all__ = ["MAX_PROBLEMS", "VerifyResult", "check_unit", "finish", "start", "verify",
+           "verify_spark"]
 
 
 # -- the whole output ----------------------------------------------------------------------
@@ -165,3 +167,37 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
         p.add(report)
         found.add(index, report.ids)
     return finish(p, found.result())
+
+
+def _check_for_spark(output: str, s: Settings) -> Callable[[Unit], tuple[UnitReport, bytes]]:
+    def check(unit: Unit) -> tuple[UnitReport, bytes]:
+        report = check_unit(output, unit, s)
+        ids, report.ids = report.ids, b""
+        return report, ids
+
+    return check
+
+
+def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyResult:
+    """The same checks and JSON line as `verify`, the per-unit checks run as Spark tasks and the
+    repeated ids found by a Spark aggregation (job/spark.py). `spark`: a session to use, else
+    one is started for the run's config (`master`, else the run's job.master; none: what
+    spark-submit gives)."""
+    from mga_spark.job import spark as job_spark  # pyspark only when asked for
+
+    p = start(output)
+    if isinstance(p, VerifyResult):
+        return p
+    session = spark
+    if session is None:
+        cfg = Config.model_validate((records.read_json(output, layout.RUN_FILE) or {})["config"])
+        if master:
+            cfg = cfg.model_copy(update={"job": cfg.job.model_copy(update={"master": master})})
+        session = job_spark.get_session(cfg, use_config_master=bool(cfg.job.master))
+    try:
+        total, first = job_spark.spark_check_units(
+            session, p.todo, _check_for_spark(output, p.settings), p.add, keep=MAX_PROBLEMS)
+    finally:
+        if spark is None:
+            session.stop()
+    return finish(p, repeats.Found(total, first))

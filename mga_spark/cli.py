@@ -163,12 +163,24 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
                                                    " model")] = True,
+          scale: Annotated[bool, typer.Option(
+              "--scale", help="instead: the dry engine end to end on local Spark at growing "
+              "sizes; writes scale.md / scale.json")] = False,
+          sizes: Annotated[str, typer.Option(help="with --scale: units per size, comma-"
+                                             "separated")] = "1000,10000,50000",
           ) -> None:
-    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads."""
+    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads.
+    With --scale: driver and executor memory and time per unit at growing sizes."""
     from mga_spark.bench.run import Settings
     from mga_spark.bench.run import main as bench_main
 
     logs.setup_logging()
+    if scale:
+        from mga_spark.bench.scale import ScaleSettings
+        from mga_spark.bench.scale import main as scale_main
+
+        units = tuple(int(n) for n in sizes.split(",") if n.strip())
+        raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir, sizes=units)))
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model)))

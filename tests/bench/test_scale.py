@@ -35,8 +35,8 @@ def test_the_projection_is_a_line_through_the_measured_sizes(tmp_path: Path) -> 
     p = scale_report.projection(rows)
     assert p["driver_rss_mib_per_1000_units"] == 10.0 and p["driver_rss_intercept_mib"] == 200.0
     assert p["driver_peak_rss_mib"] == 200.0 + 10.0 * 400
-    assert p["verify_local_s_per_variant"] == 40.0 / 40_000
-    assert p["verify_spark_minutes"][100] == round(1e-3 * 1e9 / 100 / 60, 1)
+    assert p["verify_local_s_per_variant"] == 40.0 / 40_000 and p["verify_s_per_unit"] == 0.004
+    assert p["verify_spark_minutes"][100] == round(0.004 * 400_000 / 100 / 60, 1)
     scale_report.write(rows, scale.ScaleSettings(), tmp_path)
     assert json.loads((tmp_path / "scale.json").read_text()) == rows
     md = (tmp_path / "scale.md").read_text()

@@ -117,7 +117,9 @@ def _cpu() -> float:
 def _timed(steps: dict, name: str, fn: Callable[[], object]) -> object:
     wall, cpu = time.time(), _cpu()
     result = fn()
-    steps[name] = {"wall_s": round(time.time() - wall, 2), "driver_cpu_s": round(_cpu() - cpu, 2)}
+    steps[name] = {"wall_s": round(time.time() - wall, 2), "driver_cpu_s": round(_cpu() - cpu, 2),
+                   "driver_peak_rss_mib_after": round(
+                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     return result
 
 

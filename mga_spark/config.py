@@ -185,6 +185,10 @@ class CleanConfig(Strict):
 
 class PipelineConfig(Strict):
     max_inflight_docs: int = Field(64, ge=1, description="documents admitted to the engine at once")
+    max_inflight_requests: int = Field(
+        1024, ge=1, description="requests in the engine at once; the rest of an admitted "
+        "document's requests (a long document's chunks) wait and go as answers free room, and "
+        "no new document is admitted while any wait")
     seed: int = 0
 
 
@@ -197,12 +201,29 @@ class JobConfig(Strict):
     unit_timeout_s: float | None = Field(
         None, gt=0, description="a unit's attempt fails past this many seconds; None: no deadline"
     )
+    max_engine_error_share: float = Field(
+        0.05, ge=0, le=1, description="a unit whose pair slots rejected as engine_error pass "
+        "this share (and number at least engine_error_min_slots) fails its attempt instead of "
+        "committing a corpus of rejects")
+    engine_error_min_slots: int = Field(
+        10, ge=1, description="fewer engine_error slots than this never trip "
+        "max_engine_error_share (one error in a tiny unit)")
     lease_timeout_s: float = Field(
         600, gt=0, description="a driver's lease on the output goes stale this long after its "
         "last heartbeat (one every lease_timeout_s / 10), and the next run takes it over")
     accept_changes: list[str] = Field(
         default_factory=list, description="fingerprint keys (or 'input.files', or 'all') whose "
         "change a resume accepts knowingly; recorded in _run.json")
+    wave_units: int = Field(
+        2000, ge=1, description="units handed to the runner at once (one Spark job per wave, two "
+        "waves in flight): the driver's task bookkeeping is bounded by it, not by the run")
+    stop_after_same_failures: int = Field(
+        3, ge=0, description="circuit breaker: the first wave is a probe of this many units, and "
+        "a wave of at least this many units that all failed with one same error (ids and numbers "
+        "aside) stops the run (exit 3); 0: off")
+    allow_dry_output: bool = Field(
+        False, description="model.engine=dry writes canned rows: only into an output this key "
+        "confirms (never into one that holds a real run)")
 
     @field_validator("spark_conf")
     @classmethod
@@ -264,7 +285,7 @@ OUTPUT_AFFECTING_ARGS = {
 # setting is in the fingerprint (so a new setting is, until it is declared operational here);
 # so is job.unit_docs (units are cut by it), while the rest of `job` is operational.
 OPERATIONAL = {"input.paths", "input.on_bad_file", "output.path", "output.compression",
-               "pipeline.max_inflight_docs", "model.device"}
+               "pipeline.max_inflight_docs", "pipeline.max_inflight_requests", "model.device"}
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:

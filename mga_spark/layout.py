@@ -9,6 +9,9 @@
       README.md                     the dataset card
       report/                       `mga-spark report`: index.html and one PNG per plot
       _logs/run-<time>.log          engine and Spark logs of a run (local outputs)
+      _staging/<unit>/              an uncommitted unit's attempts (io/commit.py), and
+        _failed/<n>-<token>.json    what attempt n had in flight when its engine crashed
+                                    (io/attempts.py); removed with _staging/<unit>/ at commit
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ STATS_FILE = "stats.json"
 CARD_FILE = "README.md"
 REPORT_DIR = "report"
 LOG_DIR = "_logs"
+STAGING_DIR = "_staging"
+FAILED_DIR = "_failed"
 
 
 def part_name(unit_id: str) -> str:
@@ -41,3 +46,8 @@ def rejects_file(unit_id: str) -> str:
 def manifest_file(unit_id: str) -> str:
     """`_manifest/<unit>.json`, relative to the output."""
     return f"{MANIFEST_DIR}/{unit_id}.json"
+
+
+def failed_dir(unit_id: str) -> str:
+    """`_staging/<unit>/_failed`, relative to the output: the unit's crash records."""
+    return f"{STAGING_DIR}/{unit_id}/{FAILED_DIR}"

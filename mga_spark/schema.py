@@ -16,6 +16,7 @@ class Stage(str, Enum):
     REWRITE = "rewrite"
     JUDGE = "judge"
     CLEAN = "clean"
+    ENGINE = "engine"  # the document was not sent: it crashed the engine on every attempt
 
 
 class Reason(str, Enum):
@@ -55,6 +56,8 @@ class Reason(str, Enum):
     ENGINE_ERROR = "engine_error"  # the engine failed the request
     ENGINE_ABORTED = "engine_aborted"  # finish_reason "abort": stopped before it finished
     INCOMPLETE_ANSWER = "incomplete_answer"  # any other finish reason than stop/length/error
+    # engine: a poison document, quarantined on its unit's last attempt (core/suspects.py)
+    ENGINE_CRASH = "engine_crash"
 
 
 class PairSource(str, Enum):

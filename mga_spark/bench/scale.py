@@ -139,7 +139,7 @@ def measure(units: int, workdir: Path, unit_docs: int, num_pairs: int, master: s
         "model": {"engine": "dry", "engine_args": {"model": "dry"}},
         "input": {"paths": [str(inp)]}, "output": {"path": str(out)},
         "ga": {"num_pairs": num_pairs},
-        "job": {"unit_docs": unit_docs, "master": master,
+        "job": {"unit_docs": unit_docs, "master": master, "allow_dry_output": True,
                 "spark_conf": {"spark.ui.enabled": "false"}}})
     sampler = Sampler()
     thread = threading.Thread(target=sampler.run, daemon=True)

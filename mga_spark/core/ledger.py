@@ -71,6 +71,8 @@ class Ledger:
         self.chunk_counts: dict[str, int] = {}  # source id -> chunks, for the unit's manifest
         self._open: dict[str, int] = {}  # source id -> open chunks
         self._out: list[Row] = []
+        self.engine_errors = 0  # pair slots rejected as engine_error (the unit's breaker)
+        self.first_engine_error: str | None = None
 
     def drain(self) -> list[Row]:
         out, self._out = self._out, []
@@ -138,8 +140,20 @@ class Ledger:
                 self.reject_pair(chunk, i, stage, failure, raw)
         else:
             self._reject(chunk.doc.id, chunk.index, None, stage, failure.reason, failure.detail,
-                         raw)
+                         raw, slots=chunk.open_pairs)
             self._close_chunk(chunk)
+
+    def quarantine(self, chunk: Chunk, failure: Failure) -> None:
+        """Close every slot of a chunk that is not sent (a poison document, core/suspects.py):
+        one chunk-level reject, or one per slot when supplied pairs were seated in it."""
+        stage = failure.stage or Stage.ENGINE
+        if not chunk.sources:
+            self._reject(chunk.doc.id, chunk.index, None, stage, failure.reason, failure.detail,
+                         slots=chunk.open_pairs)
+            self._close_chunk(chunk)
+            return
+        for index in range(chunk.offset, chunk.offset + self.cfg.ga.num_pairs):
+            self.reject_pair(chunk, index, stage, failure, None)
 
     def reject_pair(self, chunk: Chunk, pair_index: int, stage: Stage, failure: Failure,
                     raw: str | None) -> None:
@@ -184,9 +198,13 @@ class Ledger:
     # -- closing ---------------------------------------------------------------------------
 
     def _reject(self, source_id: str, chunk_index: int | None, pair_index: int | None,
-                stage: Stage, reason: Reason, detail: str, raw: str | None = None) -> None:
+                stage: Stage, reason: Reason, detail: str, raw: str | None = None,
+                slots: int = 1) -> None:
         self.stats.add(f"rejected.{stage.value}.{reason.value}")
         self.stats.add("rejected")
+        if reason is Reason.ENGINE_ERROR:
+            self.engine_errors += slots
+            self.first_engine_error = self.first_engine_error or detail
         raw = raw[:RAW_KEEP] if raw else None
         self._out.append(
             RejectRow(source_id, chunk_index, pair_index, stage.value, reason.value, detail, raw)

@@ -220,6 +220,11 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+DRY_NOTE = ("**A dry run**: every answer is the dry engine's canned text (model.engine=dry, "
+            "the `model` column says `dry`), made to test the plumbing. Not model output: do "
+            "not train on it.")
+
+
 def _body(output: str, record: dict, s: dict) -> str:
     cfg = record.get("config") or {}
     out, ga = cfg.get("output") or {}, cfg.get("ga") or {}
@@ -233,6 +238,7 @@ def _body(output: str, record: dict, s: dict) -> str:
     lines = [
         "# MGA reformulations",
         "",
+        *([DRY_NOTE, ""] if record.get("dry") else []),
         f"{s['variants']:,} reformulations of {s['documents']:,} source documents"
         + (f", plus {s['originals']:,} originals" if s["originals"] else "")
         + f", made by mga-spark with MGA (genre-audience reformulation, [paper]({PAPER})).",

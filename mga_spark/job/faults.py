@@ -14,7 +14,11 @@ The variable holds JSON, {"faults": [FAULT, ...]}, each FAULT one of
       before its manifest (a worker killed mid-commit);
   {"kind": "write_error", "unit": ID, "attempts": [0], "times": 2, "message": "..."}
       the first `times` write attempts of the unit's staged data file raise OSError (a bad store);
-      more than job.write_retries makes it permanent.
+      more than job.write_retries makes it permanent;
+  {"kind": "poison_prompt", "unit": ID, "attempts": "all", "marker": "...", "message": "..."}
+      inside the real vLLM engine: its model runner raises RuntimeError at every step whose
+      batch holds a request whose prompt contains `marker` (a document whose content crashes
+      the engine: a poison document). Needs the in-process vLLM engine (engine/vllm.py).
 `attempts` lists the Spark task attempt numbers (0 = first) the fault fires on, or "all".
 Every firing prints one line starting with FIRED to stderr, so a test can count them.
 """
@@ -33,7 +37,7 @@ from mga_spark.io import commit, records, write
 
 ENV = "MGA_SPARK_TEST_FAULTS"
 FIRED = "MGA_SPARK_TEST_FAULT fired"
-KINDS = ("engine_raise", "worker_exit_after_write", "write_error")
+KINDS = ("engine_raise", "worker_exit_after_write", "write_error", "poison_prompt")
 WORKER_EXIT_CODE = 87
 
 
@@ -44,6 +48,7 @@ class Fault:
     attempts: tuple[int, ...] | None  # None: every attempt
     times: int = 1_000_000
     message: str = "injected fault"
+    marker: str = ""
 
     def fires_on(self, unit_id: str, attempt: int) -> bool:
         return self.unit == unit_id and (self.attempts is None or attempt in self.attempts)
@@ -63,7 +68,10 @@ def parse(raw: str) -> list[Fault]:
             faults.append(Fault(
                 kind, str(item["unit"]),
                 None if attempts == "all" else tuple(int(a) for a in attempts),
-                int(item.get("times", Fault.times)), str(item.get("message", Fault.message))))
+                int(item.get("times", Fault.times)), str(item.get("message", Fault.message)),
+                str(item.get("marker", ""))))
+            if kind == "poison_prompt" and not faults[-1].marker:
+                raise ValueError("poison_prompt needs a non-empty 'marker'")
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{ENV}: bad fault spec ({e}): {raw[:200]!r}") from e
     return faults
@@ -93,6 +101,31 @@ class _CrashingEngine:
         return getattr(self._inner, name)
 
 
+def _poison_model_runner(engine: Engine, fault: Fault, attempt: int) -> None:
+    """Make the real vLLM engine's model runner raise at every step that schedules a request
+    whose prompt (decoded from its token ids) contains the fault's marker. Idempotent per
+    engine; a new engine (after the broken one is evicted) is patched again on its attempt."""
+    llm = engine._get_llm()  # type: ignore[attr-defined]
+    core = llm.llm_engine.engine_core.engine_core  # in-process core (no V1 multiprocessing)
+    runner = core.model_executor.driver_worker.worker.model_runner
+    if getattr(runner, "_mga_poison", None) == fault.marker:
+        return
+    tokenizer, real, poisoned = llm.get_tokenizer(), runner.execute_model, set()
+
+    def execute_model(scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
+        for new in scheduler_output.scheduled_new_reqs:
+            if fault.marker in tokenizer.decode(new.prompt_token_ids or []):
+                poisoned.add(new.req_id)
+        hit = poisoned & set(scheduler_output.num_scheduled_tokens)
+        if hit:
+            _fired(fault, attempt, f"{len(hit)} poisoned request(s) in the batch")
+            raise RuntimeError(fault.message)
+        return real(scheduler_output, *args, **kwargs)
+
+    runner.execute_model = execute_model
+    runner._mga_poison = fault.marker
+
+
 def _write_hook(unit_id: str, faults: list[Fault], attempt: int) -> Callable[[str], None]:
     staged = f"/{commit.STAGING_DIR}/{unit_id}/"
     manifest = f"/{records.MANIFEST_DIR}/{unit_id}.json"
@@ -120,5 +153,8 @@ def arm(engine: Engine, unit_id: str, attempt: int) -> Engine:
         return engine
     faults = [f for f in parse(raw) if f.fires_on(unit_id, attempt)]
     write._fault_hook = _write_hook(unit_id, faults, attempt) if faults else None
+    poison = next((f for f in faults if f.kind == "poison_prompt"), None)
+    if poison is not None:
+        _poison_model_runner(engine, poison, attempt)
     crash = next((f for f in faults if f.kind == "engine_raise"), None)
     return engine if crash is None else _CrashingEngine(engine, crash, attempt)  # type: ignore

@@ -1,7 +1,8 @@
 """The driver, without Spark: the config of a run, the job's steps, and the runners of units.
 
 `run_job` is the job: plan (footers only), check an append chain, claim the output
-(`_run.json`), skip the committed units (resume), run the others with a runner, remove the files
+(`_run.json`), skip the committed units (resume), run the others with a runner in bounded waves
+(`waves.run_waves`: at most job.wave_units at once, the circuit breaker), remove the files
 that failed units left, write `stats.json` and the dataset card. A runner runs units:
 `spark.SparkRunner` as one Spark task each (job/spark.py, the only pyspark importer), and
 `InProcessRunner` here, in this process, for tests and small local runs. Both run every unit
@@ -26,11 +27,13 @@ from mga_spark.job import append, card, runinfo
 from mga_spark.job.logs import TERMINAL
 from mga_spark.job.progress import Progress, ProgressView
 from mga_spark.job.unit import EngineFor, attempt_unit
-from mga_spark.layout import STATS_FILE
+from mga_spark.job.waves import Stop, run_waves
+from mga_spark.layout import RUN_FILE, STATS_FILE
 
 log = logging.getLogger(__name__)
 # Problems phrased for the user: a command prints the message and exits 2, without a traceback.
 USER_ERRORS = (ConfigError, InputError, OutputRefused)  # lease, filesystem, resume refusals
+STOPPED_EXIT = 3  # the circuit breaker stopped the run (job.stop_after_same_failures)
 SUMMARY_KEYS = ("units", "planned_units", "documents", "accepted", "rejected", "acceptance",
                 "output_tokens")
 
@@ -40,7 +43,9 @@ class Runner(Protocol):
         """Get ready to run units (Spark: start the session); called only when some will run."""
 
     def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
-        """Run the units; one outcome per unit ({"unit", "ok"}, or `unit.failure`'s report)."""
+        """Run one wave of units; one outcome per unit ({"unit", "ok"}, or `unit.failure`'s
+        report). It may also have `waves_in_flight` (how many waves `run` may run at once, in
+        threads; 1 if absent) and `cancel()` (end the waves in flight)."""
 
 
 @dataclass
@@ -50,6 +55,7 @@ class JobResult:
     ran: int
     failed: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    stopped: Stop | None = None  # the circuit breaker's verdict, when it stopped the run
 
     @property
     def ok(self) -> bool:
@@ -57,7 +63,10 @@ class JobResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every unit is committed, 1 when some failed (a re-run retries only those)."""
+        """0 when every unit is committed, 1 when some failed (a re-run retries only those),
+        3 when the circuit breaker stopped the run (a systematic error: fix it, then re-run)."""
+        if self.stopped is not None:
+            return STOPPED_EXIT
         return 0 if self.ok else 1
 
     def summary(self) -> dict:
@@ -68,6 +77,14 @@ class JobResult:
         """Lines for stderr: skipped bad input files, failed units, what to do about them."""
         lines = [f"skipped bad input file {b['file']}: {b['problem']}"
                  for b in self.stats.get("bad_files", [])]
+        if self.stopped is not None:
+            s = self.stopped
+            return lines + [
+                f"run stopped: {s.units} units in a row failed with the same error (unit ids and "
+                f"numbers aside), so no further units were started: {s.error}",
+                f"{len(self.failed)} unit(s) failed (listed in stats.json), "
+                f"{self.planned - self.skipped - self.ran} not started. Committed units stay: "
+                "fix the cause and run the same command again to resume."]
         lines += [f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
                   f"after {f['attempts']} attempts: {f['error']}" for f in self.failed]
         if self.failed:
@@ -142,9 +159,44 @@ def run_job(cfg: Config, runner: Runner, plan: Plan | None = None, show_progress
             ) -> JobResult:
     """The job over `cfg`'s input (or `plan` of it) into `cfg.output.path`, run by `runner`."""
     plan = plan or make_plan(cfg.input, cfg.job.unit_docs)
+    check_dry_output(cfg)  # before the lease: nothing is written into a refused output
     append.check(cfg, plan)  # append mode: the earlier output is complete and lines up
     with lease.hold(cfg.output.path, cfg.job.lease_timeout_s) as held:  # one writer per output
         return _run_held(cfg, runner, plan, show_progress, held)
+
+
+class DryOutputRefused(OutputRefused):
+    """A dry run (canned rows) and a real run would share an output, or a dry run was not
+    confirmed."""
+
+
+def check_dry_output(cfg: Config) -> None:
+    """Refuse a dry run into an output holding a real run and a real run into a dry output
+    (whatever job.accept_changes says: canned rows are never training data), and a dry run not
+    confirmed by job.allow_dry_output (`--set model.engine=dry` on a production config must not
+    write canned rows where the real output goes)."""
+    output, dry = cfg.output.path, cfg.model.engine == "dry"
+    existing = records.read_json(output, RUN_FILE)
+    if existing is not None:
+        held_dry = bool(existing.get("dry", runinfo.is_dry(existing.get("config") or {})))
+        if dry and not held_dry:
+            raise DryOutputRefused(
+                f"{output} holds a real run (model {(existing.get('model') or {}).get('model')}, "
+                f"see {output}/{RUN_FILE}); a dry run (model.engine=dry) would put canned rows "
+                "among its rows. Write the dry run to an output of its own (--output "
+                "DRY_OUTPUT --set job.allow_dry_output=true). job.accept_changes cannot accept "
+                "this.")
+        if held_dry and not dry:
+            raise DryOutputRefused(
+                f"{output} holds a dry run (model.engine=dry: canned rows, not model output); "
+                "a real run would mix its rows with them. Write to another output path "
+                f"(--output), or delete {output} first. job.accept_changes cannot accept this.")
+    if dry and not cfg.job.allow_dry_output:
+        raise DryOutputRefused(
+            f"model.engine=dry writes canned answers, not model output, to {output}. If that "
+            "is where real output goes, choose another output (--output DRY_OUTPUT). To confirm "
+            "the dry run: --set job.allow_dry_output=true (its _run.json, dataset card and "
+            "verify line then say dry).")
 
 
 def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held: lease.Lease
@@ -155,22 +207,24 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
     skipped = len(plan.units) - len(todo)
     log.info("%d documents in %d files: %d units planned, %d already committed, %d to run",
              plan.documents, plan.files, len(plan.units), skipped, len(todo), extra=TERMINAL)
-    outcomes: list[dict] = []
+    failed: list[dict] = []
+    stopped, ran = None, 0
     if todo:
         runner.prepare(cfg)
         app = getattr(runner, "app_id", None)
         if app:
             held.note(spark_app=app)
         with ProgressView(len(plan.units), skipped, enabled=show_progress) as view:
-            outcomes = runner.run(cfg, todo, view.update)
-    failed = [o for o in outcomes if not o["ok"]]
+            waves = run_waves(cfg, runner, todo, view.update)
+        failed, stopped, ran = waves.failed, waves.stopped, waves.started
     records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
     stats = runinfo.totals(records.iter_manifests(cfg.output.path))
     stats.update(planned_units=len(plan.units), failed_units=failed,
-                 bad_files=[vars(b) for b in plan.bad_files])
+                 bad_files=[vars(b) for b in plan.bad_files],
+                 stopped=stopped.as_dict() if stopped is not None else None)
     records.write_json(cfg.output.path, STATS_FILE, stats)
     card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
-    return JobResult(len(plan.units), skipped, len(todo), failed, stats)
+    return JobResult(len(plan.units), skipped, ran, failed, stats, stopped)
 
 
 def execute(cfg: Config, runner: Runner | None = None, log_file: Path | None = None,

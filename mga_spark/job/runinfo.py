@@ -69,8 +69,14 @@ def run_record(cfg: Config, inputs: dict[str, Any] | None = None) -> dict:
         },
         "model": redact({"model": args.get("model"), "revision": args.get("revision")}),
         "prompt_version": inputs["prompts.version"],
+        "dry": is_dry(cfg.model_dump(mode="json")),  # canned rows of the dry engine
         "created_at": time.time(),
     }
+
+
+def is_dry(config: dict) -> bool:
+    """Whether a run's config (as `_run.json` stores it) used the dry engine."""
+    return ((config.get("model") or {}).get("engine")) == "dry"
 
 
 def claim_output(cfg: Config, plan: Plan | None = None) -> dict:

@@ -1,7 +1,8 @@
 """The Spark runner: one task per work unit, one vLLM engine per executor Python worker.
 
 The only module that imports pyspark. It starts the session, runs the units `run.run_job` hands
-it as tasks (each task is `unit.attempt_unit`), and shows progress from an accumulator. A unit
+it as tasks (each task is `unit.attempt_unit`), one Spark job per wave (job/waves.py), and
+shows progress from an accumulator per wave. A unit
 that still fails on its last allowed attempt is reported instead of failing the whole job, so the
 other units finish; the run then exits non-zero naming it, and a re-run retries it.
 """
@@ -13,6 +14,7 @@ import os
 import re
 import sys
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,28 +116,43 @@ def _counter_accumulator(sc):
 
 class SparkRunner:
     """Runs units as Spark tasks on `spark`, or on a session started for the run's config
-    (its job.master unless `use_config_master` is off: then the cluster spark-submit gives)."""
+    (its job.master unless `use_config_master` is off: then the cluster spark-submit gives).
+    Each wave `run.run_job` hands it is one Spark job; two run at once (see job/waves.py)."""
+
+    waves_in_flight = 2
 
     def __init__(self, spark=None, use_config_master: bool = True,
                  log_file: Path | None = None) -> None:
         self.spark = spark
         self.use_config_master = use_config_master
         self.log_file = log_file
+        self._groups: set[str] = set()
+        self._lock = threading.Lock()
 
     def prepare(self, cfg: Config) -> None:
         if self.spark is None:
             self.spark = get_session(cfg, self.use_config_master, self.log_file)
         self.app_id = self.spark.sparkContext.applicationId
 
+    def cancel(self) -> None:
+        """Cancel the Spark jobs of the waves in flight (the circuit breaker stopped the run)."""
+        with self._lock:
+            groups = list(self._groups)
+        for group in groups:
+            self.spark.sparkContext.cancelJobGroup(group)
+
     def run(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
         """`_execute`, and again over the units still missing when Spark aborted the job because
         a task failed on every attempt without reporting (its Python worker died: a segfault,
-        the OOM killer). That unit is reported as failed; the others run on."""
+        the OOM killer). That unit is reported as failed; the others run on. The progress adds
+        up over the re-runs."""
         self.prepare(cfg)
         failed: list[dict] = []
+        base: Counter = Counter()  # counts of the aborted Spark jobs of this wave
         while todo:
+            seen: Counter = Counter()
             try:
-                return failed + self._execute(cfg, todo, progress)
+                return failed + self._execute(cfg, todo, lambda c, b=base: progress(b + c), seen)
             except Exception as e:
                 found = ABORTED_TASK.search(str(e))
                 if found is None or int(found.group(1)) >= len(todo):
@@ -144,11 +161,15 @@ class SparkRunner:
                 log.error("unit %s failed %d times (%s); going on with the others", unit.id,
                           attempts, found.group(3))
                 failed.append(failure(unit, attempts, found.group(3)))
+                base.update(seen)
+                base["units_failed"] += 1
                 done = records.committed_units(cfg.output.path)
                 todo = [u for u in todo if u.id not in done and u.id != unit.id]
         return failed
 
-    def _execute(self, cfg: Config, todo: list[Unit], progress: Progress) -> list[dict]:
+    def _execute(self, cfg: Config, todo: list[Unit], progress: Progress,
+                 seen: Counter) -> list[dict]:
+        """One Spark job of one task per unit; `seen` keeps the last counts shown."""
         sc = self.spark.sparkContext
         acc = _counter_accumulator(sc)
         payload = {"config": cfg.model_dump(mode="json")}
@@ -157,22 +178,36 @@ class SparkRunner:
         )
         results: list[dict] = []
         errors: list[BaseException] = []
+        group = f"mga-spark-{uuid.uuid4().hex[:12]}"
 
         def collect() -> None:
             try:
+                sc.setJobGroup(group, f"mga-spark: {len(todo)} units", interruptOnCancel=True)
                 results.extend(rdd.collect())
             except BaseException as e:  # surfaced in the calling thread below
                 errors.append(e)
 
+        with self._lock:
+            self._groups.add(group)
         worker = threading.Thread(target=collect, name="mga-spark-collect", daemon=True)
         worker.start()
-        while worker.is_alive():
-            worker.join(timeout=1.0)
-            progress(acc.value)
-        progress(acc.value)
+        try:
+            while worker.is_alive():
+                worker.join(timeout=1.0)
+                _show(progress, acc.value, seen)
+            _show(progress, acc.value, seen)
+        finally:
+            with self._lock:
+                self._groups.discard(group)
         if errors:
             raise errors[0]
         return results
+
+
+def _show(progress: Progress, counts: Counter, seen: Counter) -> None:
+    seen.clear()
+    seen.update(counts)
+    progress(Counter(counts))
 
 
 # -- `mga-spark verify --spark`: tools/verify.py's per-unit checks as Spark tasks -------------

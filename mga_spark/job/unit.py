@@ -16,8 +16,9 @@ import pyarrow as pa
 
 from mga_spark.config import Config
 from mga_spark.core.pipeline import Pipeline
+from mga_spark.core.suspects import Crash, Suspicion
 from mga_spark.engine.base import Engine
-from mga_spark.io import commit, read
+from mga_spark.io import attempts, commit, read
 from mga_spark.io.plan import Unit
 from mga_spark.job import append, faults
 from mga_spark.prompts import Prompts, load_prompts
@@ -48,12 +49,15 @@ def process_unit(
     prompts: Prompts | None = None,
     schema: pa.Schema | None = None,
     on_progress: Progress | None = None,
+    suspicion: Suspicion | None = None,
 ) -> dict:
-    """Run one unit and commit its output. Returns the committed manifest."""
+    """Run one unit and commit its output. Returns the committed manifest. With `suspicion`
+    (the unit's earlier crashes), its suspects go last and alone and its quarantined documents
+    are not sent; a crash of this attempt is noted on it."""
     started = time.time()
     prompts = prompts or load_prompts()
     history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
-    pipeline = Pipeline(cfg, engine, prompts, history)
+    pipeline = Pipeline(cfg, engine, prompts, history, suspicion)
     writer = commit.UnitWriter(
         output,
         unit,
@@ -109,15 +113,52 @@ def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpus: Sequence[str] = ()
     from mga_spark.engine import cache as engines
 
     engine = None
+    suspicion = None
     try:
+        suspicion = suspicion_for(cfg, unit, attempt)
         engine = (engine_for or engines.engine_for)(cfg, gpus)
         armed = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
-        manifest = process_unit(cfg, unit, armed, cfg.output.path)
+        manifest = process_unit(cfg, unit, armed, cfg.output.path, suspicion=suspicion)
         return {"unit": unit.id, "ok": True}, Counter(manifest["counts"]) + Counter(units_done=1)
     except Exception as e:
+        if suspicion is not None and suspicion.crash is not None:
+            record_crash(cfg, unit, attempt, suspicion.crash)
         if engine_for is None:
             engines.discard(engine, e)  # a broken engine is shut down; the next unit builds anew
         if attempt + 1 < cfg.job.max_failures:
             raise
         log.exception("unit %s failed on its last attempt", unit.id)
         return failure(unit, attempt + 1, f"{type(e).__name__}: {e}"), Counter(units_failed=1)
+
+
+def suspicion_for(cfg: Config, unit: Unit, attempt: int) -> Suspicion:
+    """What the unit's earlier crash records (io/attempts.py) say for attempt `attempt`. It is
+    the last allowed attempt when `attempt + 1 == job.max_failures`, or when the records show an
+    earlier run used up the unit's attempts already."""
+    crashes = []
+    for data in attempts.read(cfg.output.path, unit.id):
+        try:
+            crashes.append(Crash.from_json(data))
+        except ValueError as e:
+            log.warning("unit %s: %s", unit.id, e)
+    last = attempt + 1 >= cfg.job.max_failures or len(crashes) + 1 >= cfg.job.max_failures
+    suspicion = Suspicion(crashes, last_attempt=last and bool(crashes))
+    if suspicion.counts:
+        log.warning("unit %s attempt %d: %d suspect document(s) from %d crash record(s) go last "
+                    "and alone; quarantined: %s", unit.id, attempt, len(suspicion.counts),
+                    len(crashes), sorted(suspicion.quarantine) or "none")
+    return suspicion
+
+
+def record_crash(cfg: Config, unit: Unit, attempt: int, crash: Crash) -> None:
+    """Store what this attempt had in flight when its engine raised. A store that fails here
+    only loses evidence: the attempt's own error is what propagates."""
+    try:
+        path = attempts.record(cfg.output.path, unit.id, attempt, crash.to_json(),
+                               cfg.job.write_retries)
+    except Exception:
+        log.exception("unit %s: could not record the documents in flight at the crash", unit.id)
+        return
+    log.warning("unit %s attempt %d: the engine raised with %d document(s) in flight%s; "
+                "recorded in %s", unit.id, attempt, len(crash.documents),
+                " (a suspect alone)" if crash.isolated else "", path)

@@ -91,6 +91,7 @@ class Pass:
     listed: set[str] = field(default_factory=set)
     totals: Counter = field(default_factory=Counter)
     by_stage: Counter = field(default_factory=Counter)
+    dry: bool = False  # _run.json says the dry engine wrote it
 
     def add(self, report: UnitReport) -> None:
         for problem in report.problems:
@@ -115,7 +116,7 @@ def start(output: str) -> Pass | VerifyResult:
         return problems.result({})
     done = records.committed_units(output)
     p = Pass(output, s, plan.documents, len(plan.units), len(plan.bad_files),
-             [u for u in plan.units if u.id in done], problems)
+             [u for u in plan.units if u.id in done], problems, dry=bool(record.get("dry")))
     for uid in sorted(done - {u.id for u in plan.units}):
         problems.add(f"manifest for unit {uid}, which the input does not plan (input or "
                      "job.unit_docs changed since the run?)")
@@ -154,6 +155,8 @@ def finish(p: Pass, found: repeats.Found) -> VerifyResult:
                 "duplicate_ids"):
         counts[key] = p.totals[key]
     counts["by_stage"] = dict(sorted(p.by_stage.items()))
+    if p.dry:  # canned rows of the dry engine (model.engine=dry)
+        counts["dry"] = True
     return p.problems.result(counts)
 
 

@@ -352,3 +352,65 @@ def test_the_deadline_is_job_unit_timeout_s_and_fails_the_unit_s_attempt(tmp_pat
     assert not list((tmp_path / "out").glob("_manifest/*"))
     with pytest.raises(ConfigError, match="unit_timeout_s"):
         make_config(job={"unit_timeout_s": 0})
+
+
+# -- the request window (pipeline.max_inflight_requests) -----------------------------------
+
+
+class Counted(FakeEngine):
+    """Counts the requests in the engine after every submit; keeps no record of them (so that
+    memory measured around a run is the pipeline's, not the recorder's)."""
+
+    most = 0  # set per instance by submit
+
+    def submit(self, request: Request) -> None:
+        self._queue.append(request)
+        self.most = max(self.most, len(self._queue))
+
+
+def huge(paragraphs: int) -> str:
+    """One document of `paragraphs` chunks at chunking.max_tokens=64 (whitespace tokens)."""
+    return "\n\n".join(f"Paragraph {i}. {EN_TEXT}" for i in range(paragraphs))
+
+
+def run_window(requests: int, paragraphs: int = 60) -> tuple[list, Counted, Pipeline]:
+    engine = Counted(scripted(), batch=4)
+    cfg = make_config(chunking={"max_tokens": 64},
+                      pipeline={"max_inflight_requests": requests, "max_inflight_docs": 4},
+                      input={"max_chars": 10_000_000})
+    pipeline = Pipeline(cfg, engine, load_prompts())
+    rows = list(pipeline.run([doc("huge", huge(paragraphs)), doc("small")]))
+    return rows, engine, pipeline
+
+
+def test_one_huge_document_is_worked_through_the_request_window():
+    bounded, engine, pipeline = run_window(8)
+    assert pipeline.stats.counts["chunks"] == 61  # 60 of the huge document, 1 small
+    assert engine.most == 8  # full, never over
+    wide, wide_engine, _ = run_window(1024)
+    assert wide_engine.most >= 60  # unbounded: every chunk's GA request at admission
+    key = lambda r: (r.__class__.__name__, r.source_id, r.chunk_index, r.pair_index)  # noqa: E731
+    assert sorted(map(key, bounded)) == sorted(map(key, wide))  # the same slots ...
+    assert sorted(bounded, key=key) == sorted(wide, key=key)  # ... and the same rows
+    assert pipeline.stats.counts["accepted"] == 61 * 5
+
+
+def test_the_request_window_bounds_the_memory_of_one_huge_document():
+    """tracemalloc's peak over a run of one 100-chunk document: with 8 requests in flight the
+    prompts built for the engine stay few; with the window open, all 100 GA prompts exist at
+    once."""
+    import tracemalloc
+
+    run_window(8, paragraphs=2)  # one-off loads (the language detector's profiles) first
+    peaks = {}
+    for requests in (8, 100_000):
+        tracemalloc.start()
+        run_window(requests, paragraphs=100)
+        peaks[requests] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[8] < 0.5 * peaks[100_000], peaks  # measured: 1.6 MB against 4.7 MB
+
+
+def test_the_request_window_is_operational_not_in_the_fingerprint():
+    a = make_config(pipeline={"max_inflight_requests": 8}).fingerprint(prompt_version="v")
+    assert a == make_config().fingerprint(prompt_version="v")

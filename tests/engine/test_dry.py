@@ -121,7 +121,7 @@ def test_a_spark_run_with_the_dry_engine_accepts_every_slot(spark, tmp_path: Pat
     en_and_zh_corpus(tmp_path / "in")
     cfg = load_config(ROOT / "conf" / "demo.yaml", [
         "model.engine=dry", f"input.paths=[{tmp_path / 'in'}]", "input.id_column=id",
-        f"output.path={tmp_path / 'out'}", "job.unit_docs=7"])
+        f"output.path={tmp_path / 'out'}", "job.unit_docs=7", "job.allow_dry_output=true"])
     result = run_job(cfg, SparkRunner(spark), show_progress=False)
     assert result.ok and result.ran == result.planned >= 5
     assert result.stats["rejected"] == 0 and result.stats["acceptance"] == 1.0

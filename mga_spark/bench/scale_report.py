@@ -31,6 +31,10 @@ def _slope(rows: list[dict], key: str) -> tuple[float, float]:
 def projection(rows: list[dict]) -> dict[str, Any]:
     rows = sorted(rows, key=lambda r: r["units"])
     rss0, rss_per = _slope(rows, "driver_peak_rss_mib")
+    for r in rows:  # the driver's peak when the run step ended (before status/verify/report)
+        r.setdefault("driver_rss_after_run_mib",
+                     r["steps"]["run"].get("driver_peak_rss_mib_after", r["driver_peak_rss_mib"]))
+    run0, run_per = _slope(rows, "driver_rss_after_run_mib")
     big = rows[-1]
     verify_s_per_variant = big["steps"]["verify"]["wall_s"] / max(1, big["variants"])
     verify_s_per_unit = big["steps"]["verify"]["wall_s"] / big["units"]
@@ -40,6 +44,9 @@ def projection(rows: list[dict]) -> dict[str, Any]:
         "driver_peak_rss_mib": round(rss0 + rss_per * MISSION_UNITS, 0),
         "driver_rss_intercept_mib": round(rss0, 1),
         "driver_rss_mib_per_1000_units": round(rss_per * 1000, 3),
+        "driver_rss_after_run_mib": round(run0 + run_per * MISSION_UNITS, 0),
+        "driver_rss_after_run_intercept_mib": round(run0, 1),
+        "driver_rss_after_run_mib_per_1000_units": round(run_per * 1000, 3),
         "run_driver_cpu_s_per_unit": run_cpu_per_unit,
         "run_driver_cpu_hours": round(run_cpu_per_unit * MISSION_UNITS / 3600, 2),
         "verify_local_s_per_variant": verify_s_per_variant,
@@ -52,16 +59,20 @@ def projection(rows: list[dict]) -> dict[str, Any]:
 
 def _table(rows: list[dict]) -> list[str]:
     lines = ["| units | documents | variants | wall s | plan s | run s | status s | verify s | "
-             "report s | card s | driver peak RSS MiB | executor peak RSS MiB | JVM peak RSS MiB "
-             "| driver CPU s / unit (run) | driver CPU s / unit (all) | output files | verify |",
-             "|" + "---|" * 17]
+             "report s | card s | driver peak RSS MiB | driver peak after plan / run / verify / "
+             "report MiB | executor peak RSS MiB | JVM peak RSS MiB | driver CPU s / unit (run) "
+             "| driver CPU s / unit (all) | output files | verify |",
+             "|" + "---|" * 18]
     for r in sorted(rows, key=lambda r: r["units"]):
         s = r["steps"]
         lines.append(
             f"| {r['units']:,} | {r['documents']:,} | {r['variants']:,} | {r['wall_s']} | "
             + " | ".join(str(s[k]["wall_s"]) for k in ("plan", "run", "status", "verify",
                                                        "report", "card"))
-            + f" | {r['driver_peak_rss_mib']} | {r['executor_peak_rss_mib']} | "
+            + f" | {r['driver_peak_rss_mib']} | "
+            + " / ".join(str(s[k].get("driver_peak_rss_mib_after", "-"))
+                         for k in ("plan", "run", "verify", "report"))
+            + f" | {r['executor_peak_rss_mib']} | "
             f"{r['jvm_peak_rss_mib']} | {r['run_driver_cpu_s_per_unit']} | "
             f"{r['driver_cpu_s_per_unit']} | {r['output_files']:,} | "
             f"{'ok' if r['verify_ok'] else 'FAILED'} |")
@@ -86,6 +97,9 @@ def markdown(rows: list[dict], settings: Any) -> str:
         f"| driver peak RSS at {MISSION_UNITS:,} units | {p['driver_peak_rss_mib']:,.0f} MiB | "
         f"{p['driver_rss_intercept_mib']} MiB + {p['driver_rss_mib_per_1000_units']} MiB per "
         "1,000 units |",
+        f"| driver peak RSS when the run step ends, at {MISSION_UNITS:,} units | "
+        f"{p['driver_rss_after_run_mib']:,.0f} MiB | {p['driver_rss_after_run_intercept_mib']} "
+        f"MiB + {p['driver_rss_after_run_mib_per_1000_units']} MiB per 1,000 units |",
         f"| driver CPU of the run | {p['run_driver_cpu_hours']} h | "
         f"{p['run_driver_cpu_s_per_unit']} s per unit (largest size) |",
         f"| local verify, per-unit cost of {MISSION_UNITS:,} units | "

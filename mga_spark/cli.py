@@ -125,11 +125,21 @@ def status(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 
 
 @app.command()
-def verify(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
+def verify(output: Annotated[str, typer.Argument(help="output URI")],
+           spark: Annotated[bool, typer.Option(
+               "--spark", help="run the checks as a Spark job (same JSON line): for outputs "
+               "past ~100M variants, or when the driver has little memory or disk")] = False,
+           master: Annotated[str | None, typer.Option(
+               help="with --spark: the Spark master (default: the run's job.master, else "
+               "what spark-submit gives)")] = None,
+           ) -> None:
     """Exit 0 only if every input document is accounted for exactly once; one JSON line."""
     from mga_spark.tools.verify import verify as run_verify
+    from mga_spark.tools.verify import verify_spark
 
-    result = run_verify(output)
+    if spark:
+        logs.setup_logging()
+    result = verify_spark(output, master=master) if spark else run_verify(output)
     typer.echo(json.dumps({"ok": result.ok, **result.counts}))
     for problem in result.problems:
         typer.echo(f"problem: {problem}", err=True)
@@ -166,12 +176,24 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           only_simulation: Annotated[bool, typer.Option(
               help="only the scheduler SIMULATION, added to the existing results files")]
           = False,
+          scale: Annotated[bool, typer.Option(
+              "--scale", help="instead: the dry engine end to end on local Spark at growing "
+              "sizes; writes scale.md / scale.json")] = False,
+          sizes: Annotated[str, typer.Option(help="with --scale: units per size, comma-"
+                                             "separated")] = "1000,10000,50000",
           ) -> None:
-    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads."""
+    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads.
+    With --scale: driver and executor memory and time per unit at growing sizes."""
     from mga_spark.bench.run import Settings
     from mga_spark.bench.run import main as bench_main
 
     logs.setup_logging()
+    if scale:
+        from mga_spark.bench.scale import ScaleSettings
+        from mga_spark.bench.scale import main as scale_main
+
+        units = tuple(int(n) for n in sizes.split(",") if n.strip())
+        raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir, sizes=units)))
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,

@@ -54,7 +54,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -277,6 +277,16 @@ def published_sizes(fs: AbstractFileSystem, root: str) -> dict[str, int]:
             if e.get("type") == "file" and not name.startswith((".", "_")):  # readers skip those
                 sizes[f"{directory}/{name}"] = int(e["size"])
     return sizes
+
+
+def published_names(fs: AbstractFileSystem, root: str) -> Iterator[str]:
+    """`data/...` and `rejects/...` names readers see (names only: a listing without details
+    holds less than `published_sizes`, which verify does not need)."""
+    for directory in KINDS.values():
+        for path in write.list_dir(fs, f"{root}/{directory}"):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if not name.startswith((".", "_")):
+                yield f"{directory}/{name}"
 
 
 def roll_forward(output: str, manifests: Iterable[dict], retries: int = 3) -> int:

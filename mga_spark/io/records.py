@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from mga_spark import layout
 from mga_spark.io import commit
@@ -13,8 +15,24 @@ from mga_spark.io.commit import MANIFEST_DIR
 from mga_spark.io.write import json_bytes, list_dir, output_fs, write_bytes
 
 log = logging.getLogger(__name__)
-__all__ = ["MANIFEST_DIR", "committed_units", "discard_uncommitted", "read_json",
-           "read_manifests", "write_json"]
+__all__ = ["MANIFEST_DIR", "bounded_map", "committed_units", "discard_uncommitted",
+           "iter_manifests", "read_json", "read_manifests", "write_json"]
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def bounded_map(fn: Callable[[In], Out], items: Iterable[In], workers: int) -> Iterator[Out]:
+    """`fn` over items in `workers` threads, in order, with at most 2 * workers results held (and
+    `items` consumed lazily): memory is flat in the number of items."""
+    workers = max(1, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: deque[Future] = deque()
+        for item in items:
+            window.append(pool.submit(fn, item))
+            if len(window) >= 2 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
 
 
 def _manifest_names(output: str) -> list[str]:
@@ -47,12 +65,20 @@ def discard_uncommitted(output: str, unit_ids: Iterable[str]) -> None:
                      uid, root, commit.STAGING_DIR, uid)
 
 
-def read_manifests(output: str, workers: int = 32) -> list[dict]:
-    """Every committed unit's manifest, sorted by unit id (read in `workers` threads)."""
+def iter_manifests(output: str, workers: int = 32) -> Iterator[dict]:
+    """Every committed unit's manifest, sorted by unit id, read in `workers` threads with at most
+    2 * workers manifests in flight: memory is flat in the number of units (but for the sorted
+    list of names). Drivers and tools aggregate over this, never over a list of all manifests."""
     fs, root = output_fs(output)
-    paths = [f"{root}/{layout.MANIFEST_DIR}/{name}" for name in _manifest_names(output)]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return [json.loads(blob) for blob in pool.map(fs.cat_file, paths)]
+    paths = (f"{root}/{layout.MANIFEST_DIR}/{name}" for name in _manifest_names(output))
+    for blob in bounded_map(fs.cat_file, paths, workers):
+        yield json.loads(blob)
+
+
+def read_manifests(output: str, workers: int = 32) -> list[dict]:
+    """Every committed unit's manifest as a list (tests and small outputs; memory grows with the
+    units: aggregate over `iter_manifests` instead)."""
+    return list(iter_manifests(output, workers))
 
 
 def write_json(output: str, name: str, obj: dict) -> None:

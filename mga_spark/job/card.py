@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,21 +73,33 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
 
 
-def _footers(output: str, names: list[str]) -> tuple[pa.Schema | None, int, int]:
-    """(schema of the first data file, uncompressed bytes, file bytes) over the data files."""
+@dataclass
+class Footers:
+    """Schema of the first data file, uncompressed and file bytes summed over the data files."""
+
+    schema: pa.Schema | None = None
+    num_bytes: int = 0
+    file_bytes: int = 0
+
+
+def _footer(output: str, name: str) -> tuple[pa.Schema, int, int]:
     fs, root = write.output_fs(output)
+    path = f"{root}/{name}"
+    with fs.open(path, "rb") as f:
+        meta = pq.ParquetFile(f).metadata
+    rows = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return meta.schema.to_arrow_schema(), rows, fs.size(path)
 
-    def one(name: str) -> tuple[pa.Schema, int, int]:
-        path = f"{root}/{name}"
-        with fs.open(path, "rb") as f:
-            meta = pq.ParquetFile(f).metadata
-        rows = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        return meta.schema.to_arrow_schema(), rows, fs.size(path)
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        found = list(pool.map(one, names))
-    schema = found[0][0] if found else None
-    return schema, sum(f[1] for f in found), sum(f[2] for f in found)
+def _footers(output: str, names: Iterable[str], workers: int = 32) -> Footers:
+    """Footers of `names` read in threads, summed as they come (flat in the number of files)."""
+    out = Footers()
+    for schema, num_bytes, file_bytes in records.bounded_map(
+            lambda n: _footer(output, n), names, workers):
+        out.schema = out.schema or schema
+        out.num_bytes += num_bytes
+        out.file_bytes += file_bytes
+    return out
 
 
 def _header(schema: pa.Schema | None, rows: int, num_bytes: int, file_bytes: int,
@@ -115,35 +128,57 @@ def _pct(a: float, b: float) -> str:
     return f"{a / b:.1%}" if b else "-"
 
 
-def summary(output: str, manifests: list[dict] | None = None) -> dict:
-    """The numbers the card and the report share, from the manifests."""
-    manifests = records.read_manifests(output) if manifests is None else manifests
-    counts: Counter = Counter()
-    for m in manifests:
-        counts.update(m.get("counts", {}))
-    slots = counts["pair_slots"]
-    return {
-        "units": len(manifests),
-        "documents": counts["documents"],
-        "chunks": counts["chunks"],
-        "pair_slots": slots,
-        "variants": counts["accepted"],
-        "originals": counts["originals"],
-        "rejected": counts["rejected"],
-        "acceptance": counts["accepted"] / slots if slots else None,
-        "input_tokens": counts["input_tokens"],
-        "variant_tokens": counts["variant_tokens"],
-        "expansion": counts["variant_tokens"] / counts["input_tokens"]
-        if counts["input_tokens"] else None,
-        "generated_tokens": counts["output_tokens"],
-        "pairs": {k[len("pairs_"):]: v for k, v in counts.items() if k.startswith("pairs_")},
-        "languages": sorted(k.split(".", 1)[1] for k in counts if k.startswith("language.")),
-        "rejects": Counter({k[len("rejected."):]: v for k, v in counts.items()
-                            if k.startswith("rejected.")}),
-        "seconds": sum(m.get("seconds", 0.0) for m in manifests),
-        "data_rows": sum(m.get("rows", {}).get("data", 0) for m in manifests),
-        "data_files": sorted(m["files"]["data"] for m in manifests if "files" in m),
-    }
+class Summary:
+    """The numbers the card and the report share, summed one manifest at a time (`add`)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.units = 0
+        self.seconds = 0.0
+        self.data_rows = 0
+        self.data_files = 0
+
+    def add(self, m: dict) -> dict:
+        self.units += 1
+        self.counts.update(m.get("counts", {}))
+        self.seconds += m.get("seconds", 0.0)
+        self.data_rows += m.get("rows", {}).get("data", 0)
+        self.data_files += "files" in m
+        return m
+
+    def result(self) -> dict:
+        counts = self.counts
+        slots = counts["pair_slots"]
+        return {
+            "units": self.units,
+            "documents": counts["documents"],
+            "chunks": counts["chunks"],
+            "pair_slots": slots,
+            "variants": counts["accepted"],
+            "originals": counts["originals"],
+            "rejected": counts["rejected"],
+            "acceptance": counts["accepted"] / slots if slots else None,
+            "input_tokens": counts["input_tokens"],
+            "variant_tokens": counts["variant_tokens"],
+            "expansion": counts["variant_tokens"] / counts["input_tokens"]
+            if counts["input_tokens"] else None,
+            "generated_tokens": counts["output_tokens"],
+            "pairs": {k[len("pairs_"):]: v for k, v in counts.items() if k.startswith("pairs_")},
+            "languages": sorted(k.split(".", 1)[1] for k in counts if k.startswith("language.")),
+            "rejects": Counter({k[len("rejected."):]: v for k, v in counts.items()
+                                if k.startswith("rejected.")}),
+            "seconds": self.seconds,
+            "data_rows": self.data_rows,
+            "data_files": self.data_files,
+        }
+
+
+def summary(output: str, manifests: Iterable[dict] | None = None) -> dict:
+    """The numbers the card and the report share, from the manifests (streamed)."""
+    acc = Summary()
+    for m in records.iter_manifests(output) if manifests is None else manifests:
+        acc.add(m)
+    return acc.result()
 
 
 def _loading(output: str) -> str:
@@ -263,14 +298,21 @@ def _body(output: str, record: dict, s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _data_files(manifests: Iterable[dict], acc: Summary) -> Iterator[str]:
+    for m in manifests:
+        acc.add(m)
+        if "files" in m:
+            yield m["files"]["data"]
+
+
 def render(output: str) -> str:
     record = records.read_json(output, layout.RUN_FILE) or {}
-    manifests = records.read_manifests(output)
-    s = summary(output, manifests)
-    schema, num_bytes, file_bytes = _footers(output, s["data_files"])
-    names = schema.names if schema is not None else list(COLUMNS)
-    columns = "\n".join(_row(f"`{n}`", COLUMNS.get(n, "carried from the input")) for n in names)
-    return (_header(schema, s["data_rows"], num_bytes, file_bytes, s["languages"])
+    acc = Summary()  # one pass over the manifests: sums, and each data file's footer
+    foot = _footers(output, _data_files(records.iter_manifests(output), acc))
+    s = acc.result()
+    cols = foot.schema.names if foot.schema is not None else list(COLUMNS)
+    columns = "\n".join(_row(f"`{n}`", COLUMNS.get(n, "carried from the input")) for n in cols)
+    return (_header(foot.schema, s["data_rows"], foot.num_bytes, foot.file_bytes, s["languages"])
             + "\n" + _body(output, record, s) + columns + "\n\n" + _loading(output))
 
 

@@ -218,7 +218,7 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
             waves = run_waves(cfg, runner, todo, view.update)
         failed, stopped, ran = waves.failed, waves.stopped, waves.started
     records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
-    stats = runinfo.totals(records.read_manifests(cfg.output.path))
+    stats = runinfo.totals(records.iter_manifests(cfg.output.path))
     stats.update(planned_units=len(plan.units), failed_units=failed,
                  bad_files=[vars(b) for b in plan.bad_files],
                  stopped=stopped.as_dict() if stopped is not None else None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
@@ -95,11 +96,11 @@ def claim_output(cfg: Config, plan: Plan | None = None) -> dict:
     if existing.get("fingerprint") != record["fingerprint"]:
         entry["changes"] = _check_changes(output, existing, record, accepted)
     if plan is not None:
-        manifests = records.read_manifests(output)
-        files = _check_inputs(output, manifests, plan, accepted, _accepted_pins(existing))
+        files = _check_inputs(output, records.iter_manifests(output), plan, accepted,
+                              _accepted_pins(existing))  # streamed: flat in units
         if files:
             entry["input_files"] = files
-        commit.roll_forward(output, manifests, cfg.job.write_retries)
+        commit.roll_forward(output, records.iter_manifests(output), cfg.job.write_retries)
     if not entry:
         return existing
     return _record_acceptance(output, existing, record, entry, plan)
@@ -182,7 +183,7 @@ def _accepted_pins(existing: dict) -> dict[str, dict]:
     return pins
 
 
-def _check_inputs(output: str, manifests: list[dict], plan: Plan, accepted: set[str],
+def _check_inputs(output: str, manifests: Iterable[dict], plan: Plan, accepted: set[str],
                   known: dict[str, dict]) -> dict:
     """{file: {"old": pin, "new": pin, "units": n}} for committed units' files that changed
     since (a change accepted before, to the same new pin, is not one)."""
@@ -207,18 +208,21 @@ def _check_inputs(output: str, manifests: list[dict], plan: Plan, accepted: set[
     return changed
 
 
-def totals(manifests: list[dict]) -> dict:
-    """Sum the per-unit counts of all committed units."""
+def totals(manifests: Iterable[dict]) -> dict:
+    """Sum the per-unit counts of all committed units, one manifest at a time (pass
+    `records.iter_manifests(output)`: memory stays flat in units, documents and variants)."""
     counts: Counter = Counter()
     engine: Counter = Counter()
     seconds = 0.0
+    units = 0
     for m in manifests:
+        units += 1
         counts.update(m.get("counts", {}))
         engine.update(m.get("engine", {}))
         seconds += m.get("seconds", 0.0)
     slots = counts["pair_slots"]
     return {
-        "units": len(manifests),
+        "units": units,
         "documents": counts["documents"],
         "accepted": counts["accepted"],
         "rejected": counts["rejected"],

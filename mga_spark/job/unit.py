@@ -76,7 +76,7 @@ def process_unit(
         "prompt_version": prompts.version,
         "model": engine.model_name,
         "counts": counts,
-        "chunks": pipeline.chunk_counts,
+        "chunks": {k: n for k, n in pipeline.chunk_counts.items() if n > 1},  # bounded: verify
         "pair_offset": history.offset,
         "engine": {k: after.get(k, 0) - before.get(k, 0) for k in after},
         "started_at": started,

@@ -115,7 +115,13 @@ def test_report_numbers_match_the_output(output: Path):
     assert facts.summary["variants"] == len(rewrites)
     assert facts.summary["input_tokens"] > 0 and facts.summary["expansion"] > 1
     assert len(facts.units) == 3 and all(u["seconds"] >= 0 for u in facts.units)
-    assert len(facts.quality["novelty"]) == len(rewrites)
+    novelty = sorted(r["novelty"] for r in rewrites if r["novelty"] is not None)
+    h = facts.quality["novelty"]
+    assert h.n == len(novelty) == len(rewrites) and int(h.counts.sum()) == h.n
+    assert h.low == min(novelty) and h.high == max(novelty)
+    median = novelty[(len(novelty) + 1) // 2 - 1]  # the histogram's quantile: exact to 1 / BINS
+    assert median <= h.quantile(0.5) <= median + 1 / report.BINS
+    assert facts.documents_with_rows == len({r["source_id"] for r in data})
     assert sum(facts.pairs_per_doc.values()) == len({r["source_id"] for r in rewrites})
 
 

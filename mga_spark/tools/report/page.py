@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import html
 import io as bytes_io
-import statistics
 import time
 import warnings
 from collections.abc import Callable
 
-from mga_spark.tools.report.facts import PAPER_EXPANSION, QUALITY, Facts
+import numpy as np
+
+from mga_spark.tools.report.facts import BINS, PAPER_EXPANSION, QUALITY, Facts, Hist
 
 # Element ids on the page, one per plot and table: the browser test looks for each.
 PLOTS = ("judge_scores", "rejects", "tokens", "genres", "audiences", "pairs_per_document",
@@ -134,9 +135,10 @@ def _throughput(plt, f: Facts) -> bytes:
 def _quality(plt, f: Facts) -> bytes:
     fig, axes = plt.subplots(1, len(QUALITY), figsize=(11, 3.4))
     for ax, name in zip(axes, QUALITY, strict=True):
-        values = f.quality.get(name) or []
-        if values:
-            ax.hist(values, bins=20, range=(0, 1), color="#a3be8c")
+        h = f.quality.get(name)
+        if h is not None and h.n:
+            centers = (np.arange(BINS) + 0.5) / BINS
+            ax.hist(centers, bins=20, range=(0, 1), weights=h.counts, color="#a3be8c")
         else:
             _empty(ax)
         ax.set(title=name, xlabel="0 - 1", ylabel="variants")
@@ -222,12 +224,12 @@ def _img(name: str, png: bytes) -> str:
     return f'<img id="plot-{name}" alt="{name}" src="data:image/png;base64,{data}">'
 
 
-def _quantiles(values: list[float]) -> list:
-    if not values:
+def _quantiles(h: Hist | None) -> list:
+    """n, min, p10, median, p90, max, mean (the quantiles exact to 1/BINS, from the histogram)."""
+    if h is None or not h.n:
         return [0, "-", "-", "-", "-", "-", "-"]
-    v = sorted(values)
-    q = (lambda p: v[min(len(v) - 1, int(p * len(v)))])  # noqa: E731
-    return [len(v), v[0], q(0.1), statistics.median(v), q(0.9), v[-1], statistics.fmean(v)]
+    return [h.n, round(h.low, 4), h.quantile(0.1), h.quantile(0.5), h.quantile(0.9),
+            round(h.high, 4), round(h.total / h.n, 4)]
 
 
 def _tables(f: Facts) -> dict[str, str]:
@@ -264,9 +266,11 @@ def _tables(f: Facts) -> dict[str, str]:
         "pairs_per_document": _table("pairs_per_document", ["distinct pairs", "documents"],
                                      [[k, f.pairs_per_doc[k]] for k in sorted(f.pairs_per_doc)]),
         "units": _table("units", ["unit", "started (UTC)", "seconds", "documents", "accepted",
-                                  "generated tokens", "tokens / s"], units),
+                                  "generated tokens", "tokens / s"], units,
+                        f"an evenly spaced sample of {len(f.units):,} of {f.units_total:,} units"
+                        if len(f.units) < f.units_total else ""),
         "quality": _table("quality", ["signal", "variants", "min", "p10", "median", "p90", "max",
-                                      "mean"], [[q, *_quantiles(f.quality.get(q) or [])]
+                                      "mean"], [[q, *_quantiles(f.quality.get(q))]
                                                 for q in QUALITY]),
     }
 
@@ -278,7 +282,8 @@ SECTIONS = [  # (title, plots, tables, note)
     ("Rejects", ["rejects"], ["rejects"],
      "Input rejects count documents; GA rejects without a pair count whole chunks; the rest "
      "count pair slots."),
-    ("Tokens", ["tokens"], [], "One point per document with a row in data/."),
+    ("Tokens", ["tokens"], [], "One point per document with a row in data/ (the first 2,000 "
+     "such documents in unit order when there are more)."),
     ("Genres and audiences", ["genres", "audiences", "pairs_per_document"],
      ["genres", "audiences", "pairs_per_document"], ""),
     ("Throughput", ["throughput"], ["units"], "From the unit manifests: start, duration and "

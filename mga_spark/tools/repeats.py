@@ -1,0 +1,106 @@
+"""Repeated variant ids among up to billions, in bounded memory: hash, spill to buckets, sort.
+
+`Repeats.add(unit_index, digests)` appends one 24-byte record per id (its 16-byte blake2b digest,
+the unit's index in the plan, the row in the unit's data file) to one of BUCKETS files in a local
+temporary directory (by the digest's first bytes), buffering at most FLUSH_BYTES in memory.
+`result()` loads one bucket at a time, sorts it by digest (stable, so equal digests stay in
+(unit, row) order) and counts, per digest seen k times, k - 1 repeats: each occurrence after the
+first, exactly as a scan in unit and row order would. It keeps the `keep` smallest (unit, row)
+positions of repeats so the caller can name them.
+
+Memory bound: FLUSH_BYTES of buffers, then one bucket: about 24 + 32 (sort keys and order)
+bytes per id / BUCKETS, i.e. ~55 MB for 1B variants. Disk: 24 bytes per variant id in
+TMPDIR (24 GB for 1B variants: for outputs that size use `verify --spark`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BUCKET_BITS = 10
+BUCKETS = 1 << BUCKET_BITS  # by the digest's top bits
+FLUSH_BYTES = 8 << 20
+RECORD = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("unit", "<u4"), ("row", "<u4")])
+
+
+def digests(ids: list[str]) -> bytes:
+    """16-byte blake2b digests of the ids, concatenated."""
+    return b"".join(hashlib.blake2b(i.encode(), digest_size=16).digest() for i in ids)
+
+
+@dataclass
+class Found:
+    repeats: int = 0
+    first: list[tuple[int, int]] = field(default_factory=list)  # (unit index, row), sorted
+
+
+def repeats_of(records: np.ndarray, keep: int) -> Found:
+    """Repeats among `records` (RECORD, in unit/row order within equal digests)."""
+    if records.size == 0:
+        return Found()
+    order = np.lexsort((records["lo"], records["hi"]))  # stable: equal digests keep their order
+    r = records[order]
+    same = (r["hi"][1:] == r["hi"][:-1]) & (r["lo"][1:] == r["lo"][:-1])
+    rep = r[1:][same]  # every occurrence after the first of its digest
+    if rep.size == 0:
+        return Found()
+    pick = np.lexsort((rep["row"], rep["unit"]))[:keep]
+    return Found(int(rep.size), [(int(u), int(w)) for u, w in zip(rep["unit"][pick],
+                                                                 rep["row"][pick], strict=True)])
+
+
+def merge(a: Found, b: Found, keep: int) -> Found:
+    return Found(a.repeats + b.repeats, sorted(a.first + b.first)[:keep])
+
+
+class Repeats:
+    """Spill buckets of (digest, unit, row) in a temporary directory (see the module)."""
+
+    def __init__(self, keep: int, directory: str | None = None) -> None:
+        self.keep = keep
+        self.dir = tempfile.mkdtemp(prefix="mga-verify-ids-", dir=directory)
+        self.buffers: list[np.ndarray] = []
+        self.buffered = 0
+
+    def add(self, unit: int, blob: bytes) -> None:
+        if not blob:
+            return
+        d = np.frombuffer(blob, dtype=">u8").reshape(-1, 2)
+        rec = np.empty(len(d), RECORD)
+        rec["hi"], rec["lo"], rec["unit"], rec["row"] = d[:, 0], d[:, 1], unit, np.arange(len(d))
+        self.buffers.append(rec)
+        self.buffered += rec.nbytes
+        if self.buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered records to their buckets (a stable sort keeps their order)."""
+        if not self.buffers:
+            return
+        rec = np.concatenate(self.buffers)
+        self.buffers, self.buffered = [], 0
+        bucket = rec["hi"] >> np.uint64(64 - BUCKET_BITS)
+        rec = rec[np.argsort(bucket, kind="stable")]
+        bucket = rec["hi"] >> np.uint64(64 - BUCKET_BITS)
+        edges = np.flatnonzero(np.diff(bucket)) + 1
+        for part in np.split(rec, edges):
+            with open(os.path.join(self.dir, f"{int(part['hi'][0] >> (64 - BUCKET_BITS)):04d}"),
+                      "ab") as f:
+                f.write(part.tobytes())
+
+    def result(self) -> Found:
+        self.flush()
+        found = Found()
+        try:
+            for name in sorted(os.listdir(self.dir)):
+                records = np.fromfile(os.path.join(self.dir, name), dtype=RECORD)
+                found = merge(found, repeats_of(records, self.keep), self.keep)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return found

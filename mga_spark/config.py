@@ -144,7 +144,7 @@ class GAConfig(Strict):
     top_p: float = Field(0.95, gt=0, le=1)
     structured_output: bool = True
     max_title_chars: int = Field(60, ge=8, description="structured-output bound per title")
-    max_description_chars: int = Field(400, ge=16, description="bound per description (2-3 sentences)")
+    max_description_chars: int = Field(400, ge=16, description="bound per description")
 
     @model_validator(mode="after")
     def _pairs_fit(self) -> GAConfig:

@@ -26,7 +26,7 @@ def one_unit(tmp_path: Path, **sections: dict):
 
 
 def test_a_context_too_small_for_the_stage_fails_the_unit_and_commits_nothing(tmp_path) -> None:
-    cfg, unit = one_unit(tmp_path, rewrite={"max_tokens": 4096})
+    cfg, unit = one_unit(tmp_path, rewrite={"max_tokens": 4096}, ga={"max_tokens": 1024})
     engine = FakeEngine(scripted(with_rewrites(None)), max_model_len=2048)
     with pytest.raises(ContextOverflow, match=r"max_tokens is 4096: \d+ > max_model_len 2048"):
         process_unit(cfg, unit, engine, cfg.output.path)
@@ -35,7 +35,7 @@ def test_a_context_too_small_for_the_stage_fails_the_unit_and_commits_nothing(tm
 
 
 def test_with_room_for_every_stage_the_unit_commits_without_engine_errors(tmp_path) -> None:
-    cfg, unit = one_unit(tmp_path, rewrite={"max_tokens": 1024})
+    cfg, unit = one_unit(tmp_path, rewrite={"max_tokens": 1024}, ga={"max_tokens": 1024})
     engine = FakeEngine(scripted(with_rewrites(None)), max_model_len=2048)
     manifest = process_unit(cfg, unit, engine, cfg.output.path)
     assert manifest["counts"]["accepted"] == manifest["counts"]["pair_slots"] == 10

@@ -407,7 +407,7 @@ def test_request_asks_for_the_wanted_pairs_with_the_config_sampling() -> None:
     call = ga.request(_work(3), cfg, load_prompts())
     assert (call.max_tokens, call.temperature, call.top_p) == (700, 0.5, 0.9)
     assert call.messages == load_prompts().ga_messages(EN_TEXT, "en", 3, _work().avoid)
-    assert call.json_schema == ga.answer_schema(3, 40, 800)
+    assert call.json_schema == ga.answer_schema(3, 40, 400)
     unstructured = make_config(ga={"structured_output": False})
     assert ga.request(_work(), unstructured, load_prompts()).json_schema is None
 
@@ -415,7 +415,7 @@ def test_request_asks_for_the_wanted_pairs_with_the_config_sampling() -> None:
 @pytest.mark.parametrize(
     ("finish", "error", "want"),
     [
-        ("length", None, Failure(R.GA_TRUNCATED, "GA answer hit max_tokens=1024")),
+        ("length", None, Failure(R.GA_TRUNCATED, "GA answer hit max_tokens=5632")),
         ("error", "prompt too long", Failure(R.ENGINE_ERROR, "prompt too long")),
         ("error", None, Failure(R.ENGINE_ERROR, "engine error")),
     ],

@@ -148,7 +148,7 @@ def test_request_without_a_rewrite_is_a_bug_not_a_prompt() -> None:
         (verdict_json(2), "stop", Failure(R.JUDGE_FAILED, "score 2 < threshold 3: Keeps the "
                                           "main information points.", raw=REWRITE.text)),
         ('{"analysis": "ok", "sco', "length", Failure(R.JUDGE_TRUNCATED,
-                                                      "judge answer hit max_tokens=512")),
+                                                      "judge answer hit max_tokens=768")),
         ("", "error", Failure(R.ENGINE_ERROR, "engine error")),
         ("Score: 4", "stop", Failure(R.JUDGE_NOT_JSON,
                                      "no JSON object or array in the answer: 'Score: 4'")),

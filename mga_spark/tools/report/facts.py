@@ -93,10 +93,15 @@ def _files(output: str, name: str, wanted: list[str]) -> Iterator[pa.Table]:
     path = f"{root}/{name}"
     if not fs.exists(path):
         return
+    # The dataset's own fragments cache each file's footer once read (~45 KB per unit file: 180
+    # MB at 4,000 units, measured), so only its file list and unified schema are kept and each
+    # file is read through a fragment of its own, dropped after it.
     dataset = pds.dataset(path, filesystem=fs, format="parquet")
-    columns = [c for c in wanted if c in dataset.schema.names]
-    for fragment in dataset.get_fragments():
-        table = fragment.to_table(columns=columns, schema=dataset.schema)
+    files, schema, parquet, afs = dataset.files, dataset.schema, dataset.format, dataset.filesystem
+    del dataset
+    columns = [c for c in wanted if c in schema.names]
+    for file in files:
+        table = parquet.make_fragment(file, filesystem=afs).to_table(columns=columns, schema=schema)
         for column in wanted:  # an output written before a column existed
             if column not in table.column_names:
                 table = table.append_column(column, pa.nulls(table.num_rows, pa.float32()))

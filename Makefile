@@ -51,8 +51,11 @@ system-deps:
 	  exit 1; }
 
 # pytest's own exit code: 5 (no test collected) fails the build like any other failure.
+# Two pytest processes: the `small` tier's engines cannot share a process with the session's
+# tiny-model engine (tests/conftest.py refuses a session that mixes them).
 test: system-deps setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not small' $(PYTEST_ARGS)
+	$(BIN)/pytest -m small $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/pytest -m '$(FAST)' $(PYTEST_ARGS)

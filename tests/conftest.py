@@ -75,6 +75,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if problems:
         raise pytest.UsageError("missing test dependencies (nothing is skipped for them):\n  "
                                 + "\n  ".join(problems))
+    marks = [{m.name for m in item.iter_markers()} for item in session.items]
+    if any("small" in m for m in marks) and any("vllm" in m and "small" not in m for m in marks):
+        raise pytest.UsageError(
+            "the 'small' tier and the other real-engine tests cannot share one pytest process: "
+            "the small tier builds and shuts down several vLLM engines, which tears down vLLM's "
+            "per-process parallel state under the session's tiny-model engine. Run them apart, "
+            "as `make test` does: pytest -m 'not small'; pytest -m small")
 
 
 @pytest.fixture(scope="session")

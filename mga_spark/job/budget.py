@@ -149,27 +149,26 @@ def _worst_answer(tok: Tokenizer, schema: dict, languages: tuple[str, ...]) -> t
 
 
 def _answers(cfg: Config, tok: Tokenizer, languages: tuple[str, ...]) -> list[str]:
-    problems = []
+    """A line for each structured stage whose max_tokens is below its schema's longest answer."""
+    checks = []  # (stage, schema, max_tokens, what bounds the answer, what to change)
     if cfg.ga.structured_output:
-        schema = ga.answer_schema(cfg.ga.num_pairs, cfg.ga.max_title_chars,
-                                  cfg.ga.max_description_chars)
-        need, language = _worst_answer(tok, schema, languages)
-        if cfg.ga.max_tokens < need:
-            problems.append(
-                f"ga.max_tokens={cfg.ga.max_tokens} is below the longest answer its schema "
-                f"allows: ~{need} tokens in {language} ({cfg.ga.num_pairs} pairs, titles up to "
-                f"ga.max_title_chars={cfg.ga.max_title_chars}, descriptions up to "
-                f"ga.max_description_chars={cfg.ga.max_description_chars}): raise ga.max_tokens "
-                "or lower the bounds, or answers are cut at max_tokens")
+        checks.append(("ga", ga.answer_schema(cfg.ga.num_pairs, cfg.ga.max_title_chars,
+                                              cfg.ga.max_description_chars), cfg.ga.max_tokens,
+                       f"{cfg.ga.num_pairs} pairs, titles up to ga.max_title_chars="
+                       f"{cfg.ga.max_title_chars}, descriptions up to ga.max_description_chars="
+                       f"{cfg.ga.max_description_chars}",
+                       "raise ga.max_tokens or lower the bounds, or answers are cut at max_tokens"))
     if cfg.judge.enabled and cfg.judge.structured_output:
-        schema = judge.answer_schema(cfg.judge.max_analysis_chars)
+        checks.append(("judge", judge.answer_schema(cfg.judge.max_analysis_chars),
+                       cfg.judge.max_tokens,
+                       f"an analysis up to judge.max_analysis_chars={cfg.judge.max_analysis_chars}",
+                       "raise judge.max_tokens or lower judge.max_analysis_chars"))
+    problems = []
+    for stage, schema, max_tokens, bounds, remedy in checks:
         need, language = _worst_answer(tok, schema, languages)
-        if cfg.judge.max_tokens < need:
-            problems.append(
-                f"judge.max_tokens={cfg.judge.max_tokens} is below the longest answer its schema "
-                f"allows: ~{need} tokens in {language} (an analysis up to "
-                f"judge.max_analysis_chars={cfg.judge.max_analysis_chars}): raise "
-                "judge.max_tokens or lower judge.max_analysis_chars")
+        if max_tokens < need:
+            problems.append(f"{stage}.max_tokens={max_tokens} is below the longest answer its "
+                            f"schema allows: ~{need} tokens in {language} ({bounds}): {remedy}")
     return problems
 
 

@@ -30,6 +30,8 @@ from pydantic import (
 from mga_spark.redaction import redact
 
 Mode = Literal["base", "strict", "relaxed"]
+# analysis: a short analysis, then the score (JSON); score: the score alone, one token
+JudgeMode = Literal["analysis", "score"]
 Language = Literal["en", "zh"]
 # Spark settings that put variables into the environment of the driver, the YARN application
 # master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
@@ -167,6 +169,7 @@ class RewriteConfig(Strict):
 
 class JudgeConfig(Strict):
     enabled: bool = True
+    mode: JudgeMode = "analysis"
     threshold: int = Field(3, ge=1, le=5)
     max_tokens: int = Field(768, gt=0)  # covers max_analysis_chars of Chinese plus the score
     temperature: float = Field(0.0, ge=0)

@@ -154,7 +154,7 @@ def test_missing_top_level_key_names_file_and_key(prompt_dir: Path):
     [
         ("{rewrite}", "{rewritten}", "unknown placeholders"),
         ("{num_pairs}", "five", "missing placeholders"),
-        ('{{"analysis"', '{"analysis"', "key 'judge'"),
+        ('{{"analysis"', '{"analysis"', "key 'judge_answer.analysis'"),
     ],
 )
 def test_bad_placeholders_are_reported(prompt_dir: Path, old: str, new: str, message: str):

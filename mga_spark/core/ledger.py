@@ -179,7 +179,7 @@ class Ledger:
                 audience=pair.audience.title,
                 audience_description=pair.audience.description,
                 judge_score=verdict.score if verdict else None,
-                judge_analysis=verdict.analysis if verdict else None,
+                judge_analysis=(verdict.analysis or None) if verdict else None,  # None: score mode
                 input_tokens=chunk.tokens,
                 output_tokens=rewrite.tokens,
                 model=self.model,

@@ -99,6 +99,8 @@ class DryEngine:
         user = str(req.messages[-1].get("content", "")) if req.messages else ""
         if stage == "ga":
             return self._ga(req, user)
+        if stage == "judge" and self.cfg.judge.mode == "score":
+            return "5"
         if stage == "judge":
             bound = _string_bound(req.json_schema, "analysis", self.cfg.judge.max_analysis_chars)
             return json.dumps({"analysis": VERDICT[:bound], "score": 5})

@@ -158,7 +158,10 @@ def _answers(cfg: Config, tok: Tokenizer, languages: tuple[str, ...]) -> list[st
                        f"{cfg.ga.max_title_chars}, descriptions up to ga.max_description_chars="
                        f"{cfg.ga.max_description_chars}",
                        "raise ga.max_tokens or lower the bounds, or answers are cut at max_tokens"))
-    if cfg.judge.enabled and cfg.judge.structured_output:
+    if cfg.judge.enabled and cfg.judge.structured_output and cfg.judge.mode == "score":
+        checks.append(("judge", judge.score_schema(), cfg.judge.max_tokens,
+                       "judge.mode=score: the score alone", "raise judge.max_tokens"))
+    elif cfg.judge.enabled and cfg.judge.structured_output:
         checks.append(("judge", judge.answer_schema(cfg.judge.max_analysis_chars),
                        cfg.judge.max_tokens,
                        f"an analysis up to judge.max_analysis_chars={cfg.judge.max_analysis_chars}",
@@ -166,9 +169,11 @@ def _answers(cfg: Config, tok: Tokenizer, languages: tuple[str, ...]) -> list[st
     problems = []
     for stage, schema, max_tokens, bounds, remedy in checks:
         need, language = _worst_answer(tok, schema, languages)
+        need += 1  # the end token: an answer that fills max_tokens ends as "length", truncated
         if max_tokens < need:
             problems.append(f"{stage}.max_tokens={max_tokens} is below the longest answer its "
-                            f"schema allows: ~{need} tokens in {language} ({bounds}): {remedy}")
+                            f"schema allows: ~{need} tokens in {language} with the end token "
+                            f"({bounds}): {remedy}")
     return problems
 
 

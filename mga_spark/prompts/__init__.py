@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
 
-from mga_spark.config import Mode
+from mga_spark.config import JudgeMode, Mode
 
 if TYPE_CHECKING:
     from mga_spark.schema import GAPair
 
 PROMPTS_DIR = Path(__file__).parent
 MODES: tuple[str, ...] = get_args(Mode)
+JUDGE_MODES: tuple[str, ...] = get_args(JudgeMode)
 # Bump when the way messages are assembled changes: it is part of the version hash.
 RENDER_FORMAT = "2"
 # A closing tag of our blocks inside inserted material would end the block early (a document that
@@ -45,6 +46,7 @@ _PLACEHOLDERS: dict[str, tuple[set[str], set[str]]] = {
     "ga_avoid": ({"pairs"}, {"pairs"}),
     "rewrite": (_PAIR_FIELDS | {"language_name"}, _PAIR_FIELDS | {"language_name"}),
     "judge": ({"rewrite"}, _PAIR_FIELDS | {"rewrite"}),
+    "judge_answer": (set(), set()),
 }
 
 
@@ -62,6 +64,7 @@ class PromptSet:
     ga_avoid: str  # appended to the GA task when pairs were already used for the document
     rewrite: dict[str, str]  # mode -> template
     judge: str
+    judge_answer: dict[str, str]  # judge.mode -> how the verdict is asked for
     language_names: dict[str, str]  # language code -> its name, written in this language
 
 
@@ -102,11 +105,15 @@ class Prompts:
         return _messages(p, document, task)
 
     def judge_messages(
-        self, document: str, pair: GAPair, rewrite: str, language: str
+        self, document: str, pair: GAPair, rewrite: str, language: str, mode: str = "analysis"
     ) -> list[dict]:
+        """The judge request; `mode` (judge.mode) picks how the verdict is asked for: an analysis
+        and a score as JSON, or the score alone."""
         p = self._set(language)
+        if mode not in p.judge_answer:
+            raise ValueError(f"unknown judge mode {mode!r} (allowed: {', '.join(JUDGE_MODES)})")
         task = p.judge.format(**_pair_fields(pair), rewrite=_material(rewrite))
-        return _messages(p, document, task)
+        return _messages(p, document, f"{task}\n\n{p.judge_answer[mode]}")
 
     def _set(self, language: str) -> PromptSet:
         try:
@@ -177,15 +184,11 @@ def _validate(path: str, data: dict, languages: tuple[str, ...]) -> PromptSet:
     for lang in languages:
         if not isinstance(names.get(lang), str) or not names[lang].strip():
             raise PromptError(f"{path}: key 'language_names.{lang}' is missing or empty")
-    rewrite = data.get("rewrite")
-    if not isinstance(rewrite, dict):
-        raise PromptError(f"{path}: key 'rewrite' is missing or not a mapping of modes")
     templates = {key: _template(path, key, data.get(key)) for key in ("system", "document")}
     templates |= {key: _template(path, key, data.get(key)) for key in ("ga", "ga_avoid", "judge")}
-    modes = {m: _template(path, f"rewrite.{m}", rewrite.get(m)) for m in MODES}
-    extra = set(rewrite) - set(MODES)
-    if extra:
-        raise PromptError(f"{path}: key 'rewrite' has unknown modes {sorted(extra)}")
+    modes = _modes(path, "rewrite", data, MODES)
+    answers = {m: text.format() for m, text in _modes(path, "judge_answer", data,
+                                                        JUDGE_MODES).items()}
     return PromptSet(
         system=templates["system"].format(),  # no placeholders; unescapes {{ }}
         document=templates["document"],
@@ -193,8 +196,20 @@ def _validate(path: str, data: dict, languages: tuple[str, ...]) -> PromptSet:
         ga_avoid=templates["ga_avoid"],
         rewrite=modes,
         judge=templates["judge"],
+        judge_answer=answers,
         language_names={k: str(v) for k, v in names.items()},
     )
+
+
+def _modes(path: str, key: str, data: dict, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The templates of `key`, a mapping with one template per mode in `allowed`."""
+    found = data.get(key)
+    if not isinstance(found, dict):
+        raise PromptError(f"{path}: key '{key}' is missing or not a mapping of modes")
+    extra = set(found) - set(allowed)
+    if extra:
+        raise PromptError(f"{path}: key '{key}' has unknown modes {sorted(extra)}")
+    return {m: _template(path, f"{key}.{m}", found.get(m)) for m in allowed}
 
 
 def _template(path: str, key: str, value: object) -> str:

@@ -1,8 +1,11 @@
 """The judge stage: ask the model whether a rewrite keeps the chunk's information, read its
 verdict, and reject rewrites scored below `judge.threshold`.
 
-`parse` turns any string into a `Verdict` or a `Failure`; it never raises. The structured-output
-schema is generated from `Verdict` itself, with the config's length bound, so the two cannot drift.
+`judge.mode` picks the answer: `analysis` (a short analysis, then the score, as JSON) or `score`
+(the score alone: one token under structured outputs, and no analysis on the row). `parse` and
+`parse_score` turn any string into a `Verdict` or a `Failure`; they never raise. The
+structured-output schemas are generated from `Verdict` itself, with the config's length bound, so
+the two cannot drift.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ def enabled(cfg: Config) -> bool:
 def request(work: Work, cfg: Config, prompts: Prompts) -> ModelCall:
     judge = cfg.judge
     pair, rewrite = work.result(Stage.GA, GAPair), work.result(Stage.REWRITE, Rewrite)
-    messages = prompts.judge_messages(work.text, pair, rewrite.text, work.language)
-    schema = answer_schema(judge.max_analysis_chars) if judge.structured_output else None
+    messages = prompts.judge_messages(work.text, pair, rewrite.text, work.language, judge.mode)
+    schema = schema_for(cfg) if judge.structured_output else None
     return ModelCall(messages, judge.max_tokens, judge.temperature, json_schema=schema)
 
 
@@ -56,10 +59,12 @@ def read(completion: Completion, work: Work, cfg: Config) -> Verdict | Failure:
     failure = finished(completion, cut)
     if failure is not None:
         return failure
-    verdict = parse(completion.text)
+    verdict = parse_score(completion.text) if judge.mode == "score" else parse(completion.text)
     if isinstance(verdict, Failure) or verdict.score >= judge.threshold:
         return verdict
-    detail = f"score {verdict.score} < threshold {judge.threshold}: " + verdict.analysis[:300]
+    detail = f"score {verdict.score} < threshold {judge.threshold}"
+    if verdict.analysis:
+        detail += ": " + verdict.analysis[:300]
     return Failure(Reason.JUDGE_FAILED, detail, raw=work.result(Stage.REWRITE, Rewrite).text)
 
 
@@ -116,7 +121,32 @@ def parse(text: str) -> Verdict | Failure:
     return Verdict(analysis=analysis.strip(), score=score)
 
 
+def parse_score(text: str) -> Verdict | Failure:
+    """The score alone (judge.mode=score): the whole answer is one whole number, nothing else.
+    A number inside prose ("I would give it 4") is not read as a score."""
+    stripped = text.strip()
+    if not _NUMBER.fullmatch(stripped):
+        return Failure(Reason.JUDGE_INVALID,
+                       f"expected the score alone ({_RANGE}), got {short(repr(stripped), 60)}")
+    score = _score(stripped)
+    if isinstance(score, Failure):
+        return score
+    return Verdict(analysis="", score=score)
+
+
 # --- the schema ---------------------------------------------------------------------------------
+
+
+def schema_for(cfg: Config) -> dict:
+    """The structured-output schema of the configured judge mode."""
+    if cfg.judge.mode == "score":
+        return score_schema()
+    return answer_schema(cfg.judge.max_analysis_chars)
+
+
+def score_schema() -> dict:
+    """The score alone: a bare JSON integer in MIN_SCORE..MAX_SCORE, one token and the end."""
+    return {"type": "integer", "minimum": MIN_SCORE, "maximum": MAX_SCORE}
 
 
 def answer_schema(max_analysis: int) -> dict:

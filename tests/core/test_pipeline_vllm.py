@@ -47,3 +47,42 @@ def test_three_stages_on_the_tiny_model_account_for_every_slot(vllm_engine):
         assert v.output_tokens > 0 and v.input_tokens == vllm_engine.count_tokens(
             next(d.text for d in docs if d.id == v.source_id))
         assert v.judge_score is not None and v.judge_score >= 3
+
+
+def test_the_score_alone_judge_answers_in_one_token_on_the_real_engine(vllm_engine):
+    """judge.mode=score: every judge answer is a bare digit (one token, then the end token), read
+    as the verdict; the row carries the score and no analysis."""
+    records = [r for r in sample_records() if r["lang"] == "en"][:3]
+    docs = [doc(r["id"], r["text"]) for r in records]
+    pairs = [{"genre": {"title": "Guide", "description": "A practical guide."},
+              "audience": {"title": "Hikers", "description": "Adults who walk."}}]
+    cfg = make_config(ga={"pairs": pairs, "num_pairs": 1}, rewrite={"max_tokens": 64},
+                      judge={"mode": "score", "max_tokens": 4, "temperature": 1.0},
+                      clean={"min_keyword_coverage": 0.0, "check_language": False,
+                             "max_copy_similarity": 1.0, "min_chars": 0})
+    answers = []
+    poll = vllm_engine.poll
+
+    def recording():
+        done = poll()
+        answers.extend(c for c in done if "\x1fjudge\x1f" in c.id)
+        return done
+
+    pipeline = Pipeline(cfg, vllm_engine, load_prompts())
+    vllm_engine.poll = recording
+    try:
+        rows = list(pipeline.run(docs))
+    finally:
+        del vllm_engine.poll
+    assert answers, "no rewrite reached the judge"
+    for c in answers:
+        assert (c.finish_reason, c.output_tokens) == ("stop", 2) and c.text in set("12345"), c
+    verdicts = [r for r in rows if isinstance(r, VariantRow)] + [
+        r for r in rows if isinstance(r, RejectRow) and r.stage == "judge"]
+    assert len(verdicts) == len(answers) == pipeline.stats.counts["judge_requests"]
+    for row in verdicts:
+        if isinstance(row, VariantRow):
+            assert row.judge_analysis is None and 3 <= row.judge_score <= 5
+        else:
+            assert row.reason == "judge_failed", row.detail
+            assert row.detail in {f"score {n} < threshold 3" for n in (1, 2)}

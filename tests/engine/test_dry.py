@@ -36,13 +36,14 @@ def en_and_zh_corpus(directory: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("name", ["demo", "gpu", "strict", "relaxed"])
+@pytest.mark.parametrize(("name", "extra"), [("demo", []), ("gpu", []), ("strict", []),
+                                           ("relaxed", []), ("gpu", ["judge.mode=score"])])
 def test_a_dry_run_accepts_every_slot_of_the_english_and_chinese_sample_docs(
-        tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, name: str, extra: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     rows = en_and_zh_corpus(tmp_path / "in")
     cfg = load_config(ROOT / "conf" / f"{name}.yaml", [
         "model.engine=dry", f"input.paths=[{tmp_path / 'in'}]", "input.id_column=id",
-        "input.carry_columns=[]", f"output.path={tmp_path / 'out'}", "job.unit_docs=7"])
+        "input.carry_columns=[]", f"output.path={tmp_path / 'out'}", "job.unit_docs=7", *extra])
     monkeypatch.setattr(cache, "_engine", None)
     plan = make_plan(cfg.input, cfg.job.unit_docs)
     runinfo.claim_output(cfg)
@@ -59,6 +60,9 @@ def test_a_dry_run_accepts_every_slot_of_the_english_and_chinese_sample_docs(
     assert len(variants) == counts["accepted"]
     assert {r["model"] for r in data} == {"dry"}
     assert {r["language"] for r in variants} == {"en", "zh"}
+    scored_only = cfg.judge.mode == "score"  # the score alone: no analysis on the row
+    assert all((r["judge_analysis"] is None) is scored_only for r in variants)
+    assert {r["judge_score"] for r in variants} == {5}
     assert records.committed_units(cfg.output.path) == {u.id for u in plan.units}
     assert verify(cfg.output.path).ok
 

@@ -184,6 +184,22 @@ def test_the_default_answer_budgets_pass_with_a_real_tokenizer(tmp_path: Path,
     assert budget.problems(cfg, budget.load_tokenizer(cfg)) == []
 
 
+def test_the_score_alone_needs_its_token_and_the_end_token(tiny_model_dir: Path) -> None:
+    """judge.mode=score: a bare digit under structured outputs; max_tokens=1 would end every
+    answer as "length" (seen in vLLM: the digit, then no room for the end token)."""
+    def cfg(max_tokens: int):
+        return make_config(model={"engine_args": {"model": str(tiny_model_dir),
+                                                  "max_model_len": 16384}},
+                           input={"language": "en"},
+                           judge={"mode": "score", "max_tokens": max_tokens})
+
+    tok = budget.load_tokenizer(cfg(2))
+    assert budget.problems(cfg(2), tok) == []
+    assert budget.problems(cfg(1), tok) == [
+        "judge.max_tokens=1 is below the longest answer its schema allows: ~2 tokens in en with "
+        "the end token (judge.mode=score: the score alone): raise judge.max_tokens"]
+
+
 def test_a_model_only_executors_can_read_is_deferred_then_checked(tmp_path: Path, caplog,
                                                                   no_engine) -> None:
     _input(tmp_path / "in")

@@ -225,3 +225,79 @@ def test_the_grammar_vllm_builds_agrees_with_the_parser() -> None:
         assert xgrammar_accepts(judge.answer_schema(MAX), verdict) is accepted, verdict
     for verdict in LENIENT:
         assert not xgrammar_accepts(judge.answer_schema(MAX), verdict), verdict
+
+
+# --- judge.mode=score: the score alone ----------------------------------------------------------
+
+SCORE_AGREE = [  # (answer text, accepted) the one-token schema and `parse_score` agree on
+    ("1", True), ("3", True), ("5", True),
+    ("0", False), ("6", False), ("12", False), ("-3", False), ("4.5", False),
+    ('"4"', False), ('{"score": 4}', False), ("four", False), ("", False),
+]
+
+
+@pytest.mark.parametrize(("text", "accepted"), SCORE_AGREE)
+def test_score_schema_and_score_parser_agree(text: str, accepted: bool) -> None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    assert accepts(judge.score_schema(), value) is accepted
+    parsed = judge.parse_score(text)
+    assert isinstance(parsed, Verdict) is accepted
+    if accepted:
+        assert parsed == Verdict(analysis="", score=int(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (" 4\n", Verdict(analysis="", score=4)),
+        ("4.0", Verdict(analysis="", score=4)),
+        ("I would give it 4", Failure(R.JUDGE_INVALID,
+                                      "expected the score alone (1..5), got 'I would give it 4'")),
+        ('{"analysis": "Fine.", "score": 4}', Failure(
+            R.JUDGE_INVALID, "expected the score alone (1..5), got '{\"analysis\": \"Fine.\", "
+            "\"score\": 4}'")),
+        ("7", Failure(R.JUDGE_SCORE_OUT_OF_RANGE, "score 7 is outside 1..5")),
+        ("2.5", Failure(R.JUDGE_INVALID, "score 2.5 is not a whole number")),
+    ],
+)
+def test_parse_score_reads_only_a_bare_number(text: str, want: Verdict | Failure) -> None:
+    assert judge.parse_score(text) == want
+
+
+def test_score_mode_asks_for_the_score_alone_after_the_same_task() -> None:
+    prompts, cfg = load_prompts(), make_config(judge={"mode": "score", "max_tokens": 4})
+    call = judge.request(WORK, cfg, prompts)
+    analysis = judge.request(WORK, make_config(), prompts)
+    task, asked = call.messages[-1]["content"].rsplit("\n\n", 1)
+    assert asked == "Answer with the score alone: one digit from 1 to 5, and nothing else."
+    assert analysis.messages[-1]["content"].startswith(task + "\n\n")  # one shared prefix
+    assert call.messages[0] == analysis.messages[0]
+    assert (call.json_schema, call.max_tokens) == (judge.score_schema(), 4)
+    with pytest.raises(ValueError, match="unknown judge mode 'terse'"):
+        prompts.judge_messages(EN_TEXT, PAIR, REWRITE.text, "en", "terse")
+
+
+@pytest.mark.parametrize(
+    ("text", "finish", "want"),
+    [
+        ("4", "stop", Verdict(analysis="", score=4)),
+        ("2", "stop", Failure(R.JUDGE_FAILED, "score 2 < threshold 3", raw=REWRITE.text)),
+        ("4", "length", Failure(R.JUDGE_TRUNCATED, "judge answer hit max_tokens=1")),
+    ],
+)
+def test_read_in_score_mode(text: str, finish: str, want: Verdict | Failure) -> None:
+    cfg = make_config(judge={"mode": "score", "max_tokens": 1})
+    assert judge.read(Completion("r", text, finish, 1, 1), WORK, cfg) == want
+
+
+@pytest.mark.vllm
+def test_the_score_grammar_vllm_builds_agrees_with_the_score_parser() -> None:
+    for text, accepted in SCORE_AGREE:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue  # not JSON: no grammar of a JSON schema can produce it
+        assert xgrammar_accepts(judge.score_schema(), value) is accepted, text

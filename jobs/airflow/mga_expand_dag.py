@@ -2,6 +2,11 @@
 
     mga_expand (SparkSubmitOperator: jobs/mga_expand.py) >> verify (mga-spark verify OUTPUT)
 
+Exit codes 2 (the config, input or output is wrong, found before any unit ran) and 3 (the
+circuit breaker stopped the run: units kept failing with one error) fail the task at once: a
+retry would meet the same problem. Other failures are retried. spark-submit passes the driver's
+exit code on in client mode; in cluster mode it reports a failed application as 1, retried.
+
 Per-run settings are DAG params (trigger with a JSON conf to change them): `input`, `output`,
 `config`. A retried or re-triggered run resumes: units already committed in `output` are
 skipped, so a retry after a lost executor or a killed driver only runs what is missing.
@@ -22,6 +27,7 @@ Deployment settings are read from the environment when the DAG file is parsed:
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,9 +35,30 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, Param
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 HOME = Path(os.environ.get("MGA_SPARK_HOME") or Path(__file__).resolve().parents[2])
 ENV = os.environ.get
+# `mga-spark run` exit codes that a retry cannot cure (README "Resume, units and failures")
+NOT_RETRIED = {2: "a problem with the config, input or output, found before any unit ran",
+               3: "the circuit breaker stopped the run: units kept failing with one error"}
+_EXIT = re.compile(r"Error code is: (\d+)")  # the Spark provider's message for a failed submit
+
+
+class MgaSubmitOperator(SparkSubmitOperator):
+    """spark-submit of the job; exit codes in NOT_RETRIED fail the task without its retries."""
+
+    def execute(self, context):  # noqa: ANN001, ANN201 (Airflow's signature)
+        try:
+            return super().execute(context)
+        except AirflowException as e:
+            found = _EXIT.search(str(e))
+            code = int(found.group(1)) if found else None
+            if code in NOT_RETRIED:
+                raise AirflowFailException(
+                    f"mga-spark exited {code}: {NOT_RETRIED[code]}; not retried (fix it, then "
+                    f"trigger again: committed units are kept). {e}") from e
+            raise
 
 with DAG(
     dag_id="mga_expand",
@@ -52,7 +79,7 @@ with DAG(
     },
     tags=["mga", "spark"],
 ) as dag:
-    expand = SparkSubmitOperator(
+    expand = MgaSubmitOperator(
         task_id="mga_expand",
         application=str(HOME / "jobs" / "mga_expand.py"),
         conn_id=ENV("MGA_SPARK_CONN_ID", "spark_default"),

@@ -56,7 +56,7 @@ def test_dag_loads_with_its_tasks_order_and_params(airflow_python, tmp_path):
 
     expand, verify = dag["tasks"]["mga_expand"], dag["tasks"]["verify"]
     assert set(dag["tasks"]) == {"mga_expand", "verify"}
-    assert expand["type"] == "SparkSubmitOperator" and verify["type"] == "BashOperator"
+    assert expand["type"] == "MgaSubmitOperator" and verify["type"] == "BashOperator"
     assert expand["upstream"] == [] and expand["downstream"] == ["verify"]
     assert verify["upstream"] == ["mga_expand"] and verify["downstream"] == []
     assert expand["retries"] >= 1 and expand["retry_delay"] > 0 and verify["retries"] >= 1
@@ -120,39 +120,66 @@ def write_job_inputs(directory: Path, tiny_model_dir: Path, node: tuple[Path, Pa
     return corpus, config_file, properties
 
 
-def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalone, node,
-                                                       tiny_model_dir, tmp_path):
-    """`dag.test()`: the real SparkSubmitOperator runs spark-submit against the standalone
-    cluster, then the verify task runs `mga-spark verify` on the output."""
+def dag_env(tmp_path: Path, standalone, node, properties: Path, retries: int) -> dict[str, str]:
+    """The environment of a `dag.test()` run against the standalone cluster."""
     from tests.cluster.spark_cluster import SPARK_HOME
 
     home = tmp_path / "airflow"
     home.mkdir()
-    corpus, config, properties = write_job_inputs(tmp_path, tiny_model_dir, node)
-    output = tmp_path / "output"
     host, port = standalone.url.rsplit(":", 1)
     env = airflow_env(
         home,
         AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": host,
                                                "port": int(port)}),
-        MGA_SPARK_PROPERTIES=str(properties), MGA_SPARK_PY_FILES=str(node[1]),
+        MGA_SPARK_PROPERTIES=str(properties),
+        MGA_SPARK_PY_FILES=str(node[1]),
         MGA_SPARK_BIN=str(Path(sys.executable).parent / "mga-spark"),
-        MGA_SPARK_RETRIES="0",  # dag.test() would wait out the retry delay after a failure
+        MGA_SPARK_RETRIES=str(retries),
         SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1",
         PATH=f"{SPARK_HOME / 'bin'}:{os.environ['PATH']}")
+    return env
+
+
+def run_dag(airflow_python: Path, env: dict[str, str], conf: dict, timeout: int) -> dict:
     migrate = run_bounded([airflow_python.parent / "airflow", "db", "migrate"], 300, env)
     assert migrate.returncode == 0, migrate.stdout[-6000:]
-
-    conf = {"input": str(corpus), "output": str(output), "config": str(config)}
-    before = completed_apps(standalone)
     proc = run_bounded([airflow_python, HERE / "airflow_run.py", DAGS, "mga_expand",
-                        json.dumps(conf)], 900, env)
+                        json.dumps(conf)], timeout, env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAGRUN-JSON: ")]
     assert proc.returncode == 0 and len(lines) == 1, proc.stdout[-8000:]
-    run = json.loads(lines[0].split(": ", 1)[1])
-    assert run["tasks"] == {"mga_expand": "success", "verify": "success"}, (
-        proc.stdout[-6000:])
+    return {**json.loads(lines[0].split(": ", 1)[1]), "log": proc.stdout}
+
+
+def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalone, node,
+                                                       tiny_model_dir, tmp_path):
+    """`dag.test()`: the real SparkSubmitOperator runs spark-submit against the standalone
+    cluster, then the verify task runs `mga-spark verify` on the output."""
+    corpus, config, properties = write_job_inputs(tmp_path, tiny_model_dir, node)
+    output = tmp_path / "output"
+    # no retries: dag.test() would wait out the retry delay after a failure
+    env = dag_env(tmp_path, standalone, node, properties, retries=0)
+    conf = {"input": str(corpus), "output": str(output), "config": str(config)}
+    before = completed_apps(standalone)
+    run = run_dag(airflow_python, env, conf, 900)
+    assert run["tasks"] == {"mga_expand": "success", "verify": "success"}, run["log"][-6000:]
     assert run["state"] == "success" and run["conf"] == conf
 
     assert len(completed_apps(standalone) - before) == 1, "the job ran on the standalone cluster"
     assert (output / "_run.json").is_file() and len(list((output / "_manifest").iterdir())) == 1
+
+
+def test_a_config_error_fails_the_task_without_its_retries(airflow_python, standalone, node,
+                                                           tiny_model_dir, tmp_path):
+    """spark-submit exits 2 (an input that does not exist, found by the driver before any unit):
+    the task fails at once although it has 2 retries (a retry would only wait 10 minutes to meet
+    the same error; dag.test() waits out a retry delay, so this run would not end in time)."""
+    _, config, properties = write_job_inputs(tmp_path, tiny_model_dir, node)
+    env = dag_env(tmp_path, standalone, node, properties, retries=2)
+    conf = {"input": str(tmp_path / "no-such-corpus"), "output": str(tmp_path / "output"),
+            "config": str(config)}
+    run = run_dag(airflow_python, env, conf, 400)
+    assert run["tasks"] == {"mga_expand": "failed", "verify": "upstream_failed"}, (
+        run["log"][-6000:])
+    assert "mga-spark exited 2: a problem with the config, input or output" in run["log"]
+    assert "no-such-corpus" in run["log"]  # the driver's own message reaches the task log
+    assert not (tmp_path / "output").exists()

@@ -36,6 +36,7 @@ from mga_spark.engine.base import (
     SystematicRequestError,
     show_id,
 )
+from mga_spark.engine.prompt_ids import PromptEncoder
 from mga_spark.redaction import redact, redact_text
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class VLLMEngine:
     but not per request. On CUDA per-request seeds are always kept.
     """
 
-    def __init__(self, engine_args: dict[str, Any], device: str = "auto") -> None:
+    def __init__(self, engine_args: dict[str, Any], device: str = "auto",
+                 prefix_ids: bool = True) -> None:
         if "model" not in engine_args:
             raise ValueError("engine_args needs 'model'")
         self.engine_args = dict(engine_args)
@@ -78,9 +80,11 @@ class VLLMEngine:
         self._errors: list[Completion] = []
         self._inflight: set[str] = set()
         self._keep_seeds = True
+        self.prefix_ids = prefix_ids  # False: every prompt encoded whole (same ids, more CPU)
+        self._encoder: PromptEncoder | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # ship the arguments, never a built engine
-        return {**self.__dict__, "_llm": None, "_errors": [], "failure": None}
+        return {**self.__dict__, "_llm": None, "_errors": [], "failure": None, "_encoder": None}
 
     # -- the Engine protocol ---------------------------------------------------------------
 
@@ -95,7 +99,7 @@ class VLLMEngine:
                 error = "the prompt is not valid Unicode (a lone surrogate in its text)"
                 self._errors.append(Completion(request.id, "", "error", 0, 0, error=error))
                 return
-            prompt_ids = self._llm.get_tokenizer().encode(prompt, add_special_tokens=False)
+            prompt_ids = self._prompt_ids(prompt)
             self._check_fits(request, len(prompt_ids))
             params = self._params(request)
             (engine_input,) = engine.renderer.render_cmpl([{"prompt_token_ids": prompt_ids}])
@@ -170,6 +174,7 @@ class VLLMEngine:
         """Stop the engine core and drop the model; the next use builds it again (a failed
         engine is stopped as far as it still can be)."""
         llm, self._llm = self._llm, None
+        self._encoder = None
         self._inflight.clear()
         self._errors = []
         if llm is not None:
@@ -199,6 +204,13 @@ class VLLMEngine:
     def _render(self, request: Request) -> str:
         return self._llm.get_tokenizer().apply_chat_template(
             request.messages, tokenize=False, add_generation_prompt=True)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """The rendered prompt's ids, its document prefix encoded once per chunk (`prompt_ids`:
+        the same ids as encoding it whole)."""
+        if self._encoder is None:
+            self._encoder = PromptEncoder(self._llm.get_tokenizer(), enabled=self.prefix_ids)
+        return self._encoder.encode(prompt)
 
     def _check_fits(self, request: Request, prompt_tokens: int) -> None:
         """max_tokens is never clamped to the context left: the answer would end at the

@@ -4,7 +4,9 @@ prompts, parse, clean, write Arrow/Parquet, commit) with an engine that answers 
 `InstantEngine` returns valid canned answers (GA pairs, a paraphrase of the document that passes
 cleaning and the sibling check, a passing verdict), so every document takes the full accepted
 path. With `tokenizer` set it also pays what the vLLM wrapper pays per request outside the model:
-token counts with the model's tokenizer, and the chat template rendered and encoded.
+token counts with the model's tokenizer, and the chat template rendered and encoded through the
+engine's own `PromptEncoder` (the document prefix encoded once per chunk; `prefix_ids=False`:
+every prompt encoded whole).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import resource
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mga_spark.bench.phases import stage_of
 from mga_spark.config import Config, load_config
 from mga_spark.engine.base import Completion, Request
+from mga_spark.engine.prompt_ids import PromptEncoder
 from mga_spark.schema import Document
 
 _DOCUMENT = re.compile(r"<document>\n(.*?)\n</document>", re.DOTALL)
@@ -61,15 +64,21 @@ class InstantEngine:
 
     num_pairs: int
     tokenizer: Any = None  # a Hugging Face tokenizer: count and render like the vLLM wrapper
+    prefix_ids: bool = True  # as VLLMEngine's: the document prefix encoded once per chunk
     model_name: str = "instant"
     _queue: deque = field(default_factory=deque)
+    encoder: PromptEncoder | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is not None:
+            self.encoder = PromptEncoder(self.tokenizer, enabled=self.prefix_ids)
 
     def submit(self, request: Request) -> None:
         prompt_tokens = 0
-        if self.tokenizer is not None:
+        if self.encoder is not None:
             prompt = self.tokenizer.apply_chat_template(
                 request.messages, tokenize=False, add_generation_prompt=True)
-            prompt_tokens = len(self.tokenizer.encode(prompt, add_special_tokens=False))
+            prompt_tokens = len(self.encoder.encode(prompt))
         self._queue.append((request, prompt_tokens))
 
     def poll(self) -> list[Completion]:
@@ -102,7 +111,8 @@ def corpus_of(docs: list[Document], n: int) -> list[Document]:
 
 
 def unit_path(cfg: Config, docs: list[Document], label: str, tokenizer: Any = None,
-              unit_docs: int = 1000, input_tokens: int | None = None) -> dict:
+              unit_docs: int = 1000, input_tokens: int | None = None,
+              prefix_ids: bool = True) -> dict:
     """Run every unit of `docs` through `process_unit` on an InstantEngine; docs/s per core.
     Call it once untimed first: the first run pays one-time imports and detector loading."""
     from mga_spark.bench.spark import write_corpus
@@ -115,7 +125,7 @@ def unit_path(cfg: Config, docs: list[Document], label: str, tokenizer: Any = No
                                      f"output.path={json.dumps(str(Path(tmp) / 'out'))}"],
                               cfg.model_dump(mode="json"))
         plan = make_plan(run_cfg.input, unit_docs)
-        engine = InstantEngine(cfg.ga.num_pairs, tokenizer)
+        engine = InstantEngine(cfg.ga.num_pairs, tokenizer, prefix_ids)
         accepted = 0
         cpu0, started = _cpu(), time.perf_counter()
         for unit in plan.units:
@@ -127,7 +137,9 @@ def unit_path(cfg: Config, docs: list[Document], label: str, tokenizer: Any = No
             "docs_per_s": round(len(docs) / seconds, 1),
             "docs_per_cpu_s": round(len(docs) / cpu, 1) if cpu else None,
             "ms_per_doc": round(1000 * cpu / len(docs), 2),
-            "input_tokens_per_cpu_s": round(input_tokens / cpu) if input_tokens and cpu else None}
+            "input_tokens_per_cpu_s": round(input_tokens / cpu) if input_tokens and cpu else None,
+            **({"prefix_ids": prefix_ids, "encode": asdict(engine.encoder.stats)}
+               if engine.encoder is not None else {})}
 
 
 def _cpu() -> float:

@@ -3,10 +3,12 @@
     python -m mga_spark.bench.profile_overhead --config CONF [--documents 1000] [--top 25]
 
 Runs the bench's unit path (`overhead.unit_path`: production cleaning, the model's tokenizer for
-token counts and for rendering and encoding every prompt) on the bench's varied documents, once
-untimed, once timed, once under cProfile; prints documents per CPU-second, the top functions by
-own time, and what encoding each chunk's shared prefix once would save (`prefix_saving`: the
-prompts of one unit encoded whole vs the prefix once per chunk plus each prompt's rest).
+token counts and for rendering every prompt, encoded by the engine's own `PromptEncoder`) on the
+bench's varied documents: once untimed, then timed with every prompt encoded whole and with the
+document prefix encoded once per chunk (the engine's default), in the order whole, prefix, prefix,
+whole in one process; once under cProfile. Prints documents per CPU-second of each, the top
+functions by own time, and the encoding CPU alone (`encoding_split`: the prompts of 200
+documents encoded whole vs through the prefix cache, and whether the ids are the same).
 """
 
 from __future__ import annotations
@@ -16,48 +18,44 @@ import cProfile
 import io
 import json
 import pstats
+import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from mga_spark.bench import overhead as bench_overhead
 from mga_spark.engine.base import Request
+from mga_spark.engine.prompt_ids import PromptEncoder
 
-CUT = "</document>\n"  # "</document>\n\n" splits the SmolLM2 tokenizer's "\n\n" token
+ORDER = (False, True, True, False)  # prefix_ids of the timed runs: drift cancels out
 
 
-def prefix_saving(tokenizer, requests: list[Request]) -> dict:
-    """CPU seconds to encode the rendered prompts whole, vs the shared prefix (up to the end of
-    the document block) once per distinct prefix plus each prompt's remainder; and whether the
+def encoding_split(tokenizer: Any, requests: list[Request]) -> dict:
+    """CPU seconds to encode the rendered prompts whole, vs through the engine's PromptEncoder
+    (the prefix once per chunk plus each prompt's rest, verifications included); whether the
     ids are the same."""
     prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False,
                                              add_generation_prompt=True) for r in requests]
-    started = time.process_time()
-    whole = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
-    t_whole = time.process_time() - started
-    started = time.process_time()
-    cache: dict[tuple, list[int]] = {}
-    split = []
-    for r, p in zip(requests, prompts, strict=True):
-        cut = p.find(CUT)
-        if cut < 0:
-            split.append(tokenizer.encode(p, add_special_tokens=False))
-            continue
-        head, tail = p[:cut + len(CUT)], p[cut + len(CUT):]
-        key = (*r.id.split("\x1f")[-4:-2], head)  # once per chunk (document, chunk)
-        if key not in cache:
-            cache[key] = tokenizer.encode(head, add_special_tokens=False)
-        split.append(cache[key] + tokenizer.encode(tail, add_special_tokens=False))
-    t_split = time.process_time() - started
-    same = sum(a == b for a, b in zip(whole, split, strict=True))
-    return {"prompts": len(prompts), "chunks": len(cache),
-            "encode_whole_cpu_s": round(t_whole, 3), "encode_prefix_once_cpu_s": round(t_split, 3),
-            "identical_ids": f"{same}/{len(prompts)}"}
+    out: dict[str, Any] = {"prompts": len(prompts)}
+    ids = {}
+    for name, enabled in (("whole", False), ("prefix_once", True)):
+        encoder = PromptEncoder(tokenizer, enabled=enabled)
+        started = time.process_time()
+        ids[name] = [encoder.encode(p) for p in prompts]
+        out[f"encode_{name}_cpu_s"] = round(time.process_time() - started, 3)
+        out[f"{name}_stats"] = asdict(encoder.stats)
+    same = sum(a == b for a, b in zip(ids["whole"], ids["prefix_once"], strict=True))
+    out["identical_ids"] = f"{same}/{len(prompts)}"
+    if out["encode_whole_cpu_s"]:
+        out["encode_ratio"] = round(out["encode_prefix_once_cpu_s"] / out["encode_whole_cpu_s"], 3)
+    return out
 
 
 class KeepRequests(bench_overhead.InstantEngine):
-    """An InstantEngine that keeps the requests it is sent (for `prefix_saving`)."""
+    """An InstantEngine that keeps the requests it is sent (for `encoding_split`)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent: list[Request] = []
 
@@ -66,36 +64,48 @@ class KeepRequests(bench_overhead.InstantEngine):
         super().submit(request)
 
 
+def compare(cfg: Any, corpus: list, tokenizer: Any) -> dict:
+    """The timed runs in `ORDER`; documents per CPU-second of each setting and their ratio."""
+    label = "production cleaning + model tokenizer"
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for prefix_ids in ORDER:
+        timed = bench_overhead.unit_path(cfg, corpus, label, tokenizer, prefix_ids=prefix_ids)
+        print(json.dumps(timed))
+        rates[prefix_ids].append(timed["docs_per_cpu_s"])
+    whole, once = statistics.mean(rates[False]), statistics.mean(rates[True])
+    return {"docs_per_cpu_s_whole": round(whole, 1), "docs_per_cpu_s_prefix_once": round(once, 1),
+            "ratio": round(once / whole, 3), "runs": {"whole": rates[False],
+                                                      "prefix_once": rates[True]}}
+
+
 def main(argv: list[str] | None = None) -> None:
     from mga_spark.bench.run import model_tokenizer, varied_documents
     from mga_spark.config import load_config
+    from mga_spark.core.pipeline import Pipeline
+    from mga_spark.prompts import load_prompts
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--documents", type=int, default=1000)
-    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--top", type=int, default=25, help="0: no cProfile run")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     tokenizer = model_tokenizer(cfg)
     corpus = bench_overhead.corpus_of(varied_documents(48, 0), args.documents)
-    label = "production cleaning + model tokenizer"
     bench_overhead.unit_path(cfg, corpus[:50], "warm-up", tokenizer)
-    timed = bench_overhead.unit_path(cfg, corpus, label, tokenizer)
-    print(json.dumps(timed))
-    profiler = cProfile.Profile()
-    profiler.enable()
-    bench_overhead.unit_path(cfg, corpus, label + " (cProfile on)", tokenizer)
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
-    print(out.getvalue())
+    print(json.dumps({"compare": compare(cfg, corpus, tokenizer)}))
+    if args.top > 0:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        bench_overhead.unit_path(cfg, corpus, "prefix once (cProfile on)", tokenizer)
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+        print(out.getvalue())
     keep = KeepRequests(cfg.ga.num_pairs, tokenizer)
-    from mga_spark.core.pipeline import Pipeline
-    from mga_spark.prompts import load_prompts
-
-    list(Pipeline(cfg, keep, load_prompts()).run(corpus[:200]))  # prefixes keyed per chunk
-    print(json.dumps({"prefix_saving_200_documents": prefix_saving(tokenizer, keep.sent)}))
+    list(Pipeline(cfg, keep, load_prompts()).run(corpus[:200]))  # the pipeline's request order
+    print(json.dumps({"encoding_split_200_documents": encoding_split(tokenizer, keep.sent)}))
 
 
 if __name__ == "__main__":

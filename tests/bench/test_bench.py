@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -92,6 +93,26 @@ def test_instant_engine_takes_every_document_down_the_accepted_path(tmp_path):
     assert result["documents"] == 10 and result["units"] == 3
     assert result["accepted"] >= 5 * 10
     assert result["docs_per_cpu_s"] > 0 and result["input_tokens_per_cpu_s"] > 0
+
+
+def test_profile_overhead_compares_whole_and_prefix_once_encoding(tiny_model_dir, capsys):
+    from mga_spark.bench import profile_overhead
+
+    profile_overhead.main(["--config", str(DEMO), "--set",
+                           f"model.engine_args.model={tiny_model_dir}", "--documents", "6",
+                           "--top", "0"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runs = [line for line in lines if "prefix_ids" in line]
+    assert [r["prefix_ids"] for r in runs] == list(profile_overhead.ORDER)
+    # the timed runs go through the engine's PromptEncoder: hits only with the prefix cache on
+    assert all((r["encode"]["hits"] > 0) == r["prefix_ids"] for r in runs)
+    assert all(r["accepted"] == runs[0]["accepted"] > 0 for r in runs)
+    compare = next(line["compare"] for line in lines if "compare" in line)
+    assert compare["ratio"] > 0
+    split = next(line["encoding_split_200_documents"] for line in lines
+                 if "encoding_split_200_documents" in line)
+    assert split["identical_ids"] == f"{split['prompts']}/{split['prompts']}"
+    assert split["prefix_once_stats"]["hits"] > 0
 
 
 def test_planning_many_small_files(tmp_path):

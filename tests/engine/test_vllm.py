@@ -185,7 +185,8 @@ def test_engine_construction_only_stores_arguments() -> None:
     engine = ve.VLLMEngine({"model": "/nowhere/m"}, "cpu")
     assert not engine.has_pending()
     assert engine.metrics() == {}
-    assert pickle.loads(pickle.dumps(engine)).engine_args == {"model": "/nowhere/m"}
+    copy = pickle.loads(pickle.dumps(engine))
+    assert copy.engine_args == {"model": "/nowhere/m"} and copy._encoder is None
 
 
 def test_modules_that_break_the_kernel_scan_are_hidden_during_the_build() -> None:
@@ -205,3 +206,39 @@ def test_abort_all_drops_requests_left_by_a_failed_task(vllm_engine) -> None:
     assert not vllm_engine.has_pending()
     done = run_all(vllm_engine, [Request("fresh", msgs, max_tokens=8)])
     assert list(done) == ["fresh"]
+
+
+@pytest.mark.vllm
+def test_prefix_ids_change_no_prompt_token_count_and_no_greedy_output(vllm_engine) -> None:
+    """The same chunk-shaped requests (GA, rewrites, judges of an English and a Chinese
+    document) with the document prefix encoded once, and with every prompt encoded whole."""
+    from mga_spark.prompts import MODES, load_prompts
+    from mga_spark.schema import Audience, GAPair, Genre
+
+    prompts = load_prompts()
+    pairs = [GAPair(genre=Genre(title=f"Genre {i}", description="A genre."),
+                    audience=Audience(title=f"Readers {i}", description="Some readers."))
+             for i in range(2)]
+    messages = [m for text, lang in ((DOC[:600], "en"), ("光合作用把光能转化为化学能。" * 8, "zh"))
+                for m in (prompts.ga_messages(text, lang, 2),
+                          *(prompts.rewrite_messages(text, p, lang, mode, lang)
+                            for p in pairs for mode in MODES),
+                          *(prompts.judge_messages(text, p, text[:80], lang) for p in pairs))]
+
+    def answers(tag: str) -> list[tuple[int, str, str]]:
+        out = run_all(vllm_engine, [Request(f"{tag}-{i}", m, 8, temperature=0.0)
+                                    for i, m in enumerate(messages)])
+        return [(c.prompt_tokens, c.finish_reason, c.text)
+                for c in (out[f"{tag}-{i}"] for i in range(len(messages)))]
+
+    assert vllm_engine.prefix_ids
+    vllm_engine._encoder = None  # fresh counts for this test
+    with_cache = answers("on")
+    assert vllm_engine._encoder.stats.hits == len(messages) - 2  # all but each document's first
+    try:
+        vllm_engine.prefix_ids, vllm_engine._encoder = False, None
+        whole = answers("off")
+        assert vllm_engine._encoder.stats.whole == len(messages)
+    finally:
+        vllm_engine.prefix_ids, vllm_engine._encoder = True, None
+    assert with_cache == whole

@@ -4,11 +4,12 @@
 
 Runs the bench's unit path (`overhead.unit_path`: production cleaning, the model's tokenizer for
 token counts and for rendering every prompt, encoded by the engine's own `PromptEncoder`) on the
-bench's varied documents: once untimed, then timed with every prompt encoded whole and with the
-document prefix encoded once per chunk (the engine's default), in the order whole, prefix, prefix,
-whole in one process; once under cProfile. Prints documents per CPU-second of each, the top
-functions by own time, and the encoding CPU alone (`encoding_split`: the prompts of 200
-documents encoded whole vs through the prefix cache, and whether the ids are the same).
+bench's varied documents (`distinct_documents`: no chunk repeated across documents): once
+untimed, then timed with every prompt encoded whole and with the document prefix encoded once
+per chunk (the engine's default), in the order whole, prefix, prefix, whole in one process; once
+under cProfile. Prints documents per CPU-second of each, the top functions by own time, and the
+encoding CPU alone (`encoding_split`: the prompts of 200 documents encoded whole vs through the
+prefix cache, and whether the ids are the same).
 """
 
 from __future__ import annotations
@@ -27,8 +28,25 @@ from typing import Any
 from mga_spark.bench import overhead as bench_overhead
 from mga_spark.engine.base import Request
 from mga_spark.engine.prompt_ids import PromptEncoder
+from mga_spark.schema import Document
 
 ORDER = (False, True, True, False)  # prefix_ids of the timed runs: drift cancels out
+
+
+def distinct_documents(n: int) -> list[Document]:
+    """`n` of the bench's varied documents, every paragraph tagged with its document's number:
+    as in a deduplicated corpus no chunk's text repeats across documents, so the prefix cache
+    reuses a prefix only within its own chunk (`corpus_of` cycles 48 texts, whose repeats would
+    hit the cache across documents and overstate the saving)."""
+    from mga_spark.bench.run import varied_documents
+
+    def tagged(i: int, k: int, part: str) -> str:
+        gap = " " if " " in part else ""  # Chinese text stays without spaces
+        return f"({i}.{k}){gap}{part}{gap}({i}.{k})"
+
+    return [Document(d.id, "\n\n".join(tagged(i, k, part)
+                                        for k, part in enumerate(d.text.split("\n\n"))),
+                     d.extra) for i, d in enumerate(varied_documents(n, 0))]
 
 
 def encoding_split(tokenizer: Any, requests: list[Request]) -> dict:
@@ -79,7 +97,7 @@ def compare(cfg: Any, corpus: list, tokenizer: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mga_spark.bench.run import model_tokenizer, varied_documents
+    from mga_spark.bench.run import model_tokenizer
     from mga_spark.config import load_config
     from mga_spark.core.pipeline import Pipeline
     from mga_spark.prompts import load_prompts
@@ -92,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     tokenizer = model_tokenizer(cfg)
-    corpus = bench_overhead.corpus_of(varied_documents(48, 0), args.documents)
+    corpus = distinct_documents(args.documents)
     bench_overhead.unit_path(cfg, corpus[:50], "warm-up", tokenizer)
     print(json.dumps({"compare": compare(cfg, corpus, tokenizer)}))
     if args.top > 0:

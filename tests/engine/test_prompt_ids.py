@@ -133,3 +133,23 @@ def test_disabled_encodes_every_prompt_whole(tokenizer) -> None:
     prompt = render(tokenizer, stage_messages("Plants grow.", "en")[0])
     assert encoder.encode(prompt) == whole(tokenizer, prompt)
     assert encoder.stats.whole == 1 and len(encoder) == 0
+
+
+@pytest.mark.small
+def test_smollm2_ids_equal_whole_ids_and_a_merging_seam_is_encoded_whole(small_model_dir) -> None:
+    """SmolLM2's tokenizer has multi-newline tokens: the stages' prompts split cleanly after
+    `</document>\\n`, a rest that starts with a second newline does not."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(small_model_dir)
+    encoder = PromptEncoder(tokenizer)
+    records = sample_records()
+    for r in records:
+        for messages in stage_messages(r["text"], "zh" if r["id"].startswith("zh") else "en"):
+            prompt = render(tokenizer, messages)
+            assert encoder.encode(prompt) == whole(tokenizer, prompt)
+    assert (encoder.stats.verified, encoder.stats.unclean) == (len(records), 0)
+    head = render(tokenizer, stage_messages("Plants grow.", "en")[0]).split(CUT)[0] + CUT
+    for rest in ("\nTask: one.", "\n\nTask: two.", "\n\nTask: three."):
+        assert encoder.encode(head + rest) == whole(tokenizer, head + rest)
+    assert encoder.stats.unclean == 1 and encoder.stats.verified == len(records) + 2

@@ -68,6 +68,7 @@ class InstantEngine:
     model_name: str = "instant"
     _queue: deque = field(default_factory=deque)
     encoder: PromptEncoder | None = field(default=None, init=False)
+    encode_cpu_s: float = field(default=0.0, init=False)  # CPU in encoder.encode (prompts)
 
     def __post_init__(self) -> None:
         if self.tokenizer is not None:
@@ -78,7 +79,9 @@ class InstantEngine:
         if self.encoder is not None:
             prompt = self.tokenizer.apply_chat_template(
                 request.messages, tokenize=False, add_generation_prompt=True)
+            started = time.process_time()
             prompt_tokens = len(self.encoder.encode(prompt))
+            self.encode_cpu_s += time.process_time() - started
         self._queue.append((request, prompt_tokens))
 
     def poll(self) -> list[Completion]:
@@ -138,7 +141,8 @@ def unit_path(cfg: Config, docs: list[Document], label: str, tokenizer: Any = No
             "docs_per_cpu_s": round(len(docs) / cpu, 1) if cpu else None,
             "ms_per_doc": round(1000 * cpu / len(docs), 2),
             "input_tokens_per_cpu_s": round(input_tokens / cpu) if input_tokens and cpu else None,
-            **({"prefix_ids": prefix_ids, "encode": asdict(engine.encoder.stats)}
+            **({"prefix_ids": prefix_ids, "encode": asdict(engine.encoder.stats),
+                "encode_cpu_s": round(engine.encode_cpu_s, 3)}
                if engine.encoder is not None else {})}
 
 

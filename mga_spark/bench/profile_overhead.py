@@ -86,14 +86,18 @@ def compare(cfg: Any, corpus: list, tokenizer: Any) -> dict:
     """The timed runs in `ORDER`; documents per CPU-second of each setting and their ratio."""
     label = "production cleaning + model tokenizer"
     rates: dict[bool, list[float]] = {False: [], True: []}
+    shares: dict[bool, list[float]] = {False: [], True: []}  # prompt encoding / all CPU
     for prefix_ids in ORDER:
         timed = bench_overhead.unit_path(cfg, corpus, label, tokenizer, prefix_ids=prefix_ids)
         print(json.dumps(timed))
         rates[prefix_ids].append(timed["docs_per_cpu_s"])
+        shares[prefix_ids].append(round(timed["encode_cpu_s"] / timed["cpu_seconds"], 3))
     whole, once = statistics.mean(rates[False]), statistics.mean(rates[True])
     return {"docs_per_cpu_s_whole": round(whole, 1), "docs_per_cpu_s_prefix_once": round(once, 1),
             "ratio": round(once / whole, 3), "runs": {"whole": rates[False],
-                                                      "prefix_once": rates[True]}}
+                                                      "prefix_once": rates[True]},
+            "prompt_encoding_share_of_cpu": {"whole": shares[False],
+                                             "prefix_once": shares[True]}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -109,6 +109,7 @@ def test_profile_overhead_compares_whole_and_prefix_once_encoding(tiny_model_dir
     assert all(r["accepted"] == runs[0]["accepted"] > 0 for r in runs)
     compare = next(line["compare"] for line in lines if "compare" in line)
     assert compare["ratio"] > 0
+    assert all(0 < r["encode_cpu_s"] < r["cpu_seconds"] for r in runs)
     split = next(line["encoding_split_200_documents"] for line in lines
                  if "encoding_split_200_documents" in line)
     assert split["identical_ids"] == f"{split['prompts']}/{split['prompts']}"

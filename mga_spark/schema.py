@@ -49,6 +49,7 @@ class Reason(str, Enum):
     # clean
     LOW_KEYWORD_COVERAGE = "low_keyword_coverage"
     NEAR_COPY = "near_copy"
+    PROMPT_ECHO = "prompt_echo"  # the answer repeats the prompt's <document>/<rewrite> markup
     WRONG_LANGUAGE = "wrong_language"
     EMPTY_AFTER_CLEANING = "empty_after_cleaning"
     NEAR_DUPLICATE_VARIANT = "near_duplicate_variant"

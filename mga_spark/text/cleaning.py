@@ -188,6 +188,9 @@ _PREAMBLE = re.compile(
 )
 # The prompt's own tags around the answer ("<document>" ... "</document>"), alone on a line.
 _TAG_LINE = re.compile(r"</?(?:document|rewrite)>", re.I)
+# The same tags anywhere in what is left: the answer repeats the prompt (seen on SmolLM2:
+# "The document to be rewritten is:\n<document>\n<the source, reworded>...").
+_TAG = re.compile(r"<\s*/?\s*(?:document|rewrite)\s*>", re.I)
 # A first line that labels the title ("Title: Tides", "**Title:** Tides"): the label goes, the
 # title stays.
 _TITLE_LABEL = re.compile(r"[*_#\s]*(?:title|标题)\s*[*_]*\s*[:：]\s*[*_]*\s*(?=\S)", re.I)
@@ -279,6 +282,16 @@ def _language_mismatch(text: str, expected: str | None, detect: Callable[[str], 
     return found
 
 
+def _echoed_tag(text: str, source: str) -> str:
+    """The first <document>/<rewrite> tag left in the cleaned text that its source does not
+    have ('' if none): a source about such markup may be rewritten with it."""
+    for found in _TAG.finditer(text):
+        tag = found.group()
+        if tag.lower() not in source.lower():
+            return tag
+    return ""
+
+
 def clean(
     source: str,
     rewrite: str,
@@ -292,6 +305,10 @@ def clean(
     if not text or len(text) < cfg.min_chars:
         detail = f"{len(text)} characters left after cleaning, minimum {max(cfg.min_chars, 1)}"
         return Cleaned(None, Failure(Reason.EMPTY_AFTER_CLEANING, detail), None, None)
+    echo = _echoed_tag(text, source or "")
+    if echo:
+        detail = f"the answer repeats the prompt's {echo} tag: {short(repr(text), 80)}"
+        return Cleaned(None, Failure(Reason.PROMPT_ECHO, detail), None, None)
     rw = _profile(text)
     similarity = _copy_similarity(source or "", rw)
     novelty = 1.0 - similarity

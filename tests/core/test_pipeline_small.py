@@ -38,7 +38,8 @@ MODEL_REASONS = {
                Reason.GA_VISUAL_FORMAT, Reason.GA_TOO_MANY_PAIRS},
     Stage.REWRITE: {Reason.REWRITE_TRUNCATED, Reason.REWRITE_EMPTY},
     Stage.CLEAN: {Reason.LOW_KEYWORD_COVERAGE, Reason.WRONG_LANGUAGE, Reason.NEAR_COPY,
-                  Reason.NEAR_DUPLICATE_VARIANT, Reason.EMPTY_AFTER_CLEANING},
+                  Reason.PROMPT_ECHO, Reason.NEAR_DUPLICATE_VARIANT,
+                  Reason.EMPTY_AFTER_CLEANING},
     Stage.JUDGE: {Reason.JUDGE_FAILED, Reason.JUDGE_TRUNCATED, Reason.JUDGE_NOT_JSON,
                   Reason.JUDGE_INVALID, Reason.JUDGE_SCORE_OUT_OF_RANGE},
 }

@@ -372,3 +372,45 @@ def test_clean_is_deterministic_and_cache_safe() -> None:
     for i in range(100):  # more sources than the cache holds
         clean(f"{SOURCE} extra{i}", REWRITE, CFG, "en", en)
     assert clean(SOURCE, REWRITE, CFG, "en", en) == first[0]
+
+
+# A real answer of SmolLM2-135M-Instruct (conf/demo-small.yaml with judge.enabled=false, sample
+# document en-001, pair "Question and answer / Curious adults"), as it came out: it repeats the
+# prompt's document block, reworded, and would have been accepted (keyword coverage 0.95,
+# novelty 0.57) without this check.
+ECHO_ANSWER = (
+    "The document to be rewritten is:\n<document>\nPhotosynthesis is the process plants, algae "
+    "and some bacteria use to store the energy of sunlight in chemical form. It takes place "
+    "mainly in the chloroplasts of leaf cells, where the green pigment chlorophyll absorbs red "
+    "and blue light. In the light-dependent reactions, water molecules are split, releasing "
+    "oxygen as a byproduct, which is then used to produce glucose, starch and cellulose, and "
+    "produces a three-carbon sugar that is used to build a three-carbon sugar that serves as a "
+    "source of energy for the whole process. This three-carbon sugar is used as a source of "
+    "energy in the two stages that are comprised of the light-dependent and the "
+    "light-independent reactions.\n\nThe answer to the above question is:")
+
+
+def test_an_answer_that_repeats_the_prompts_document_block_is_a_prompt_echo() -> None:
+    from mga_spark.tools.demo import sample_records
+
+    source = next(r["text"] for r in sample_records() if r["id"] == "en-001")
+    result = clean(source, ECHO_ANSWER, CFG, "en", en)
+    assert result.failure is not None and result.failure.reason == Reason.PROMPT_ECHO
+    assert result.failure.detail.startswith(
+        "the answer repeats the prompt's <document> tag: 'The document to be rewritten is:")
+    assert result.text is None
+
+
+@pytest.mark.parametrize("tag", ["</document>", "<rewrite>", "< /Document >"])
+def test_any_of_the_prompts_tags_inside_the_answer_is_an_echo(tag: str) -> None:
+    answer = f"Rainforests hold more species than any other habitat. {tag} Rivers carry silt."
+    failure = clean(SOURCE, answer, CFG, "en", en).failure
+    assert failure is not None and failure.reason == Reason.PROMPT_ECHO, failure
+
+
+def test_a_tag_the_source_itself_has_is_not_an_echo() -> None:
+    source = ("An XML file may wrap its body in a <document> element; parsers read the "
+              "<document> element first and then its children, one by one.")
+    answer = ("Parsers start with the <document> element of an XML file and then read its "
+              "children one at a time.")
+    assert clean(source, answer, CFG, "en", en).failure is None

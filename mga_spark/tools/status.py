@@ -20,7 +20,8 @@ def status(output: str) -> dict:
     done = totals["units"]
     cfg = Config.model_validate(record["config"])
     try:
-        planned: int | None = len(make_plan(cfg.input, cfg.job.unit_docs).units)
+        planned: int | None = make_plan(cfg.input, cfg.job.unit_docs,
+                                        keep_units=False).unit_count
     except (InputError, OSError) as e:
         planned, totals["plan_error"] = None, str(e)
     stats = records.read_json(output, STATS_FILE) or {}

@@ -225,3 +225,32 @@ def test_the_text_bound_is_in_the_fingerprint_and_verify_replans_with_it(tmp_pat
                        input={"unit_text_bytes": bound})
     assert len(run.manifests) == 3  # two row groups per unit, by text, not unit_docs=1000
     assert run.verify().ok  # verify re-plans the same units from _run.json's input section
+
+
+def _planned_peak(directory: Path, keep_units: bool) -> tuple[int, int]:
+    import tracemalloc
+
+    cfg = InputConfig(paths=[str(directory)])
+    make_plan(cfg, 1, keep_units=keep_units)  # warm: imports, caches
+    tracemalloc.start()
+    try:
+        plan = make_plan(cfg, 1, keep_units=keep_units)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return plan.unit_count, held
+
+
+def test_counting_units_holds_none_of_them(tmp_path: Path) -> None:
+    """`status` only needs the number of units: make_plan(keep_units=False) counts them without
+    keeping them (the kept plan holds ~320 bytes a unit)."""
+    sizes = {}
+    for n in (2_000, 20_000):
+        write(tmp_path / str(n) / "part-0.parquet", texts(n), row_group_size=1)
+        kept_count, kept = _planned_peak(tmp_path / str(n), True)
+        count, held = _planned_peak(tmp_path / str(n), False)
+        assert count == kept_count == n
+        sizes[n] = (kept, held)
+    (kept_small, held_small), (kept_big, held_big) = sizes[2_000], sizes[20_000]
+    assert kept_big - kept_small > 18_000 * 100  # the measure sees units that are kept
+    assert held_big - held_small < 64 * 1024, sizes  # and counting keeps none

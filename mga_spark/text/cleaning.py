@@ -197,6 +197,9 @@ _TITLE_LABEL = re.compile(r"[*_#\s]*(?:title|标题)\s*[*_]*\s*[:：]\s*[*_]*\s*
 _CLOSING = re.compile(
     r"(?:notes?|n\.b\.|disclaimer|note to (?:the )?readers?)\s*[:：]"
     r"|i hope (?:this|that|it) (?:helps|is helpful|meets|works|fits|suits|version|rewrit)"
+    # a note about the edit: "I made several changes to enhance the credibility ..." (SmolLM2)
+    r"|i(?: have|'ve|’ve)? made (?:several |some |a few |a number of |these |the following "
+    r"|minor )?(?:changes|edits|adjustments|revisions)\b"
     r"|i hope the (?:above|rewrit|text|article|version)|hope (?:this|that|it) helps"
     r"|i hope you (?:find|found|like|liked|enjoy|enjoyed) (?:this|the|it|reading)"
     r"|(?:please )?let me know|feel free to (?:ask|reach|let me|tell me)"

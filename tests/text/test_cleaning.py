@@ -414,3 +414,23 @@ def test_a_tag_the_source_itself_has_is_not_an_echo() -> None:
     answer = ("Parsers start with the <document> element of an XML file and then read its "
               "children one at a time.")
     assert clean(source, answer, CFG, "en", en).failure is None
+
+
+def test_a_closing_note_about_the_edit_is_stripped() -> None:
+    """A real SmolLM2 answer (sample en-008, "Question and answer / Curious adults", judge off):
+    its last paragraph describes the edit, which is not part of a rewrite."""
+    body = ("The world is a complex web of life, where the human mind is a remarkable instrument "
+            "of growth and transformation. However, this incredible complexity also poses "
+            "challenges, particularly in the realm of sleep. Sleep is a dynamic process that "
+            "requires a delicate balance of different aspects to perform optimally.\n\n"
+            "This essay will explore the topic of sleep, focusing on how it supports the human "
+            "body's ability to repair and function. However, with the increasing challenges of "
+            "maintaining a healthy sleep schedule, it's essential to keep up with the latest "
+            "research and stay connected to the world's love of sleep.")
+    note = ("I made several changes to enhance the credibility and quality of the writing. I added "
+            "a brief introduction to the genre's purpose and structure, as well as the text "
+            "itself. I also added a few descriptive language to make the writing more engaging "
+            "and accessible to a wider audience. I kept the original sentence structure and "
+            "vocabulary, but reorganized the text to improve clarity and flow.")
+    assert strip_boilerplate(body + "\n\n" + note) == body
+    assert strip_boilerplate(note + "\n\n" + body) == note + "\n\n" + body  # only at the end

@@ -81,7 +81,11 @@ def test_prompt_tokens_are_the_chat_template_tokens(vllm_engine, tiny_model_dir)
     )
     out = run_all(vllm_engine, [Request("count", messages, 4)])
     assert out["count"].prompt_tokens == vllm_engine.count_tokens(prompt)
-    assert out["count"].output_tokens == 4
+    # a sampled answer of the noise model may end with its end token before max_tokens (seen
+    # in a full session: 3 tokens and "stop"); either way the count is the answer's own
+    done = out["count"]
+    assert (done.finish_reason, done.output_tokens) == ("length", 4) or (
+        done.finish_reason == "stop" and 1 <= done.output_tokens < 4), done
 
 
 def long_text(engine, tokens: int) -> str:

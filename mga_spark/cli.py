@@ -167,11 +167,15 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           out_dir: Annotated[Path, typer.Option(help="results.md / results.json go here")]
           = Path("bench"),
           documents: Annotated[int, typer.Option(help="bench documents")] = 48,
+          warmup_documents: Annotated[int, typer.Option(
+              help="documents of the untimed warm-up run")] = 6,
           spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
                                                    " model")] = True,
           rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
+          omp_threads: Annotated[int, typer.Option(
+              help="OMP_NUM_THREADS for the engines (one engine per core on the CPU: 1)")] = 1,
           sweep: Annotated[bool, typer.Option(help="engine tok/s at fixed concurrency")] = True,
           only_simulation: Annotated[bool, typer.Option(
               help="only the scheduler SIMULATION, added to the existing results files")]
@@ -195,6 +199,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
         units = tuple(int(n) for n in sizes.split(",") if n.strip())
         raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir, sizes=units)))
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
+                                         warmup_documents=warmup_documents,
+                                         omp_threads=omp_threads,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,
                                          only_simulation=only_simulation)))

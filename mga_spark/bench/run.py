@@ -224,7 +224,8 @@ def run_bench(settings: Settings) -> dict:
 
 
 def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
-    return {"documents": settings.documents, "seed": settings.seed, "config": str(settings.config),
+    return {"documents": settings.documents, "warmup_documents": settings.warmup_documents,
+            "seed": settings.seed, "config": str(settings.config),
             "max_inflight_docs": cfg.pipeline.max_inflight_docs, "naive_batch_docs": naive_batch,
             "num_pairs": cfg.ga.num_pairs, "chunk_max_tokens": cfg.chunking.max_tokens,
             "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,

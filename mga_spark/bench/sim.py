@@ -194,8 +194,10 @@ class Engine:
 
 
 def simulate(reqs: list[Req], model: StepModel, scheduler: str, max_inflight_docs: int,
-             naive_batch_docs: int | None = None) -> SimResult:
-    """Replay `reqs` (roots: the GA requests) through one simulated engine under `scheduler`."""
+             naive_batch_docs: int | None = None, unit_docs: int | None = None) -> SimResult:
+    """Replay `reqs` (roots: the GA requests) through one simulated engine under `scheduler`.
+    `unit_docs` (pipeline only): documents in units of that many, in order, the engine drained
+    at the end of each unit (one Spark task per unit); None: one stream, never drained."""
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {scheduler!r}: one of {SCHEDULERS}")
     engine = Engine(model, reqs)
@@ -233,7 +235,13 @@ def simulate(reqs: list[Req], model: StepModel, scheduler: str, max_inflight_doc
                 drain()
             max_open = max(max_open, len(batch))
     else:
-        max_open = _pipeline(reqs, roots, engine, add, drain, max_inflight_docs)
+        docs = list(dict.fromkeys(reqs[rid].doc for rid in roots))
+        size = unit_docs or len(docs)
+        for i in range(0, len(docs), size):
+            unit = set(docs[i:i + size])
+            max_open = max(max_open, _pipeline(reqs, [rid for rid in roots
+                                                      if reqs[rid].doc in unit],
+                                               engine, add, drain, max_inflight_docs))
     result = SimResult(scheduler, engine.clock / 1000, engine.output_tokens, engine.step,
                        len(finished), admitted, finished, engine.max_running, max_open,
                        engine.kv_blocked_steps)
@@ -246,7 +254,8 @@ def _pipeline(reqs, roots, engine, add, drain, limit: int) -> int:
         by_doc.setdefault(reqs[rid].doc, []).append(rid)
     left = {d: 0 for d in by_doc}
     for r in reqs:
-        left[r.doc] = left.get(r.doc, 0) + 1
+        if r.doc in left:
+            left[r.doc] += 1
     queue = deque(by_doc)
     open_docs: set[int] = set()
     max_open = 0

@@ -30,6 +30,8 @@ H100_KV = StepModel(
     max_num_seqs=1024, max_batched_tokens=16384, kv_capacity_tokens=900_000)
 STEP_MODELS = (H100, H100_KV)
 ADMISSION_BOUNDS = (32, 64, 128, 256)  # max_inflight_docs (naive: documents per batch)
+UNIT_SIZES = (128, 256, 500, 1000)  # job.unit_docs: the engine drained at the end of each unit
+UNIT_DOCUMENTS = 2000  # documents in the unit-drain comparison (4 units of conf/gpu.yaml's 500)
 
 SOURCES = [
     "fixed_ms 3.0: reading 3.3 GB of FP8 weights (3.3B parameters, FACTS.md) once per step at "
@@ -61,7 +63,8 @@ def load_recording(path: Path = RECORDING) -> dict:
 
 def run_cases(recording: dict, documents: int = 1024, max_inflight_docs: int = 256,
               naive_batch_docs: int | None = None, rewrite_cap: int = 4096, seed: int = 0,
-              models: tuple[StepModel, ...] = STEP_MODELS) -> dict:
+              models: tuple[StepModel, ...] = STEP_MODELS,
+              unit_documents: int = UNIT_DOCUMENTS) -> dict:
     """Every (length case x step model x scheduler); ratios within each (case, model)."""
     started = time.perf_counter()
     rows = []
@@ -86,6 +89,8 @@ def run_cases(recording: dict, documents: int = 1024, max_inflight_docs: int = 2
                            "pipeline_x_naive": round(tps["pipeline"] / tps["naive"], 3),
                            "pipeline_x_bare": round(tps["pipeline"] / tps["bare"], 3)})
     return {"label": "SIMULATION (no GPU measured)",
+            "unit_drains": unit_drains(recording, max_inflight_docs, rewrite_cap, seed,
+                                       models[0], unit_documents),
             "documents": documents, "recorded_documents": len(recording["docs"]),
             "recording": {k: recording.get(k) for k in ("model", "config", "overrides",
                                                         "documents", "max_tokens")},
@@ -94,6 +99,24 @@ def run_cases(recording: dict, documents: int = 1024, max_inflight_docs: int = 2
             "rewrite_cap": rewrite_cap, "seed": seed,
             "step_models": [asdict(m) for m in models], "sources": SOURCES, "rows": rows,
             "admission_bounds": bounds, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def unit_drains(recording: dict, max_inflight_docs: int, rewrite_cap: int, seed: int,
+                model: StepModel, documents: int = UNIT_DOCUMENTS,
+                sizes: tuple[int, ...] = UNIT_SIZES) -> list[dict]:
+    """The pipeline with the engine drained at the end of every unit of `size` documents (what
+    one Spark task per unit does) against one stream that is never drained."""
+    rows = []
+    for lengths in ("recorded", "0.8x"):
+        reqs = graph(recording, documents, lengths, seed=seed, rewrite_cap=rewrite_cap)
+        stream = simulate(reqs, model, "pipeline", max_inflight_docs).output_tps
+        for size in sizes:
+            tps = simulate(reqs, model, "pipeline", max_inflight_docs, unit_docs=size).output_tps
+            rows.append({"unit_docs": size, "lengths": lengths, "documents": documents,
+                         "step_model": model.name, "drained_tok_s": round(tps),
+                         "stream_tok_s": round(stream),
+                         "drained_x_stream": round(tps / stream, 3)})
+    return rows
 
 
 def markdown_lines(sim: dict) -> list[str]:
@@ -130,6 +153,7 @@ def markdown_lines(sim: dict) -> list[str]:
            *[f"| {b['max_inflight_docs']} | {b['lengths']} | {b['bare_tok_s']} | "
              f"{b['naive_tok_s']} | {b['pipeline_tok_s']} | {b['pipeline_x_naive']} | "
              f"{b['pipeline_x_bare']} |" for b in sim.get("admission_bounds", [])], "",
+           *unit_lines(sim), "",
            *projection_lines(sim), ""]
     return out
 
@@ -170,3 +194,19 @@ def table_lines(sim: dict) -> list[str]:
               f"{r['output_tokens']} | {r['output_tok_s']} | {r['x_bare']:.3f} | "
               f"{r['x_naive']:.3f} | {r['output_tokens_per_step']} | {r['max_running']} |"
               for r in sim["rows"]]]
+
+
+def unit_lines(sim: dict) -> list[str]:
+    """The unit-drain table: what keeping the engine full across the end of a unit would buy."""
+    rows = sim.get("unit_drains") or []
+    if not rows:
+        return []
+    return ["### SIMULATION: the engine drained at every unit's end vs one undrained stream", "",
+            f"The pipeline (max_inflight_docs {sim['max_inflight_docs']}) over "
+            f"{rows[0]['documents']} documents in units of `job.unit_docs` documents, the engine "
+            "drained at the end of each unit (one Spark task per unit, as the job runs), against "
+            f"one stream of all documents that never drains ({rows[0]['step_model']}).", "",
+            "| unit_docs | lengths | drained tok/s | stream tok/s | drained x stream |",
+            "|---|---|---|---|---|",
+            *[f"| {r['unit_docs']} | {r['lengths']} | {r['drained_tok_s']} | "
+              f"{r['stream_tok_s']} | {r['drained_x_stream']} |" for r in rows]]

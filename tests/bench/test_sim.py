@@ -128,6 +128,23 @@ def test_naive_waits_for_the_longest_rewrite_and_pipeline_does_not():
     assert pipe.output_tps > naive.output_tps
 
 
+def test_units_drain_the_engine_between_them_and_a_stream_does_not():
+    """Two one-document units: the second unit's GA waits for the first unit's last judge
+    (one Spark task per unit); as one stream both documents run side by side."""
+    rec = {"docs": [{"document": "a", "chunks": [chunk(100, 5, [400] + [10] * 4, [0])]},
+                    {"document": "b", "chunks": [chunk(100, 5, [10] * 5, [0])]}]}
+    reqs = graph(rec, documents=2)
+    drained = simulate(reqs, FLAT, "pipeline", max_inflight_docs=2, unit_docs=1)
+    stream = simulate(reqs, FLAT, "pipeline", max_inflight_docs=2)
+    assert sorted(drained.finished) == [r.rid for r in reqs]
+    first, second = ({r.rid for r in reqs if r.doc == d} for d in (0, 1))
+    assert max(drained.finished[i] for i in first) <= min(drained.admitted[i] for i in second)
+    assert drained.steps == (5 + 400 + 7) + (5 + 10 + 7)
+    assert stream.steps == 5 + 400 + 7
+    assert drained.output_tps < stream.output_tps
+    assert simulate(reqs, FLAT, "pipeline", 2, unit_docs=2).steps == stream.steps
+
+
 def test_a_request_that_cannot_fit_the_kv_cache_is_an_error_not_a_hang():
     model = StepModel("tiny", 1.0, 0, 0, 0, max_num_seqs=4, max_batched_tokens=100,
                       kv_capacity_tokens=50)
@@ -143,8 +160,12 @@ def test_unknown_scheduler_and_length_case_are_refused():
 
 
 def test_run_cases_labels_the_simulation_and_gives_ratios():
-    out = run_cases(recording(), documents=12, max_inflight_docs=4, models=(H100,))
+    out = run_cases(recording(), documents=12, max_inflight_docs=4, models=(H100,),
+                    unit_documents=24)
     assert out["label"].startswith("SIMULATION")
+    assert {(r["unit_docs"], r["lengths"]) for r in out["unit_drains"]} == {
+        (u, lengths) for u in (128, 256, 500, 1000) for lengths in ("recorded", "0.8x")}
+    assert all(0 < r["drained_x_stream"] <= 1.0 for r in out["unit_drains"])
     assert {(r["lengths"], r["scheduler"]) for r in out["rows"]} == {
         (lengths, s) for lengths in ("recorded", "0.8x") for s in SCHEDULERS}
     for r in out["rows"]:

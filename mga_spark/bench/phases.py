@@ -142,15 +142,27 @@ class StepTracker:
     def __init__(self) -> None:
         self.cached: dict[str, int] = {}
         self.steps = 0
+        self.running_sum = 0  # requests in the scheduler's running list, summed over steps
+        self.running_max = 0  # the most at once since `reset_max`
         self._llm: Any = None
+
+    def reset_max(self) -> None:
+        self.running_max = 0
 
     def install(self, llm: Any) -> StepTracker:
         engine = llm.llm_engine
         step = engine.step
+        # the in-process engine core's scheduler (VLLM_ENABLE_V1_MULTIPROCESSING=0); None when
+        # the core runs in another process, then running counts stay 0
+        scheduler = getattr(getattr(engine.engine_core, "engine_core", None), "scheduler", None)
 
         def counting_step():
             outputs = step()
             self.steps += 1
+            if scheduler is not None:
+                running = len(scheduler.running)
+                self.running_sum += running
+                self.running_max = max(self.running_max, running)
             for out in outputs:
                 if out.finished:
                     self.cached[out.request_id] = int(out.num_cached_tokens or 0)
@@ -170,7 +182,8 @@ def measure(name: str, engine: Engine, tracker: StepTracker, documents: int,
             body: Callable[[Recorder], Any]) -> tuple[PhaseResult, Recorder]:
     """Run `body` on a Recorder over `engine`; time it; read the engine counters around it."""
     recorder = Recorder(engine, tracker.cached)
-    before, steps = engine.metrics(), tracker.steps
+    before, steps, running = engine.metrics(), tracker.steps, tracker.running_sum
+    tracker.reset_max()
     cpu0 = _cpu_seconds()
     started = time.perf_counter()
     notes = body(recorder) or {}
@@ -185,6 +198,10 @@ def measure(name: str, engine: Engine, tracker: StepTracker, documents: int,
         engine_steps=tracker.steps - steps)
     result.notes["output_tokens_by_stage"] = output_lengths(recorder.completions.values())
     result.notes["outside_engine_seconds"] = round(seconds - recorder.engine_seconds, 3)
+    if result.engine_steps and tracker.running_max:
+        result.notes["running_requests"] = {
+            "max": tracker.running_max,
+            "mean_per_step": round((tracker.running_sum - running) / result.engine_steps, 1)}
     return result, recorder
 
 

@@ -55,8 +55,9 @@ def table(results: dict) -> str:
             "output tok/s | total tok/s | documents/s | x bare (output tok/s) | "
             "prefix-cache hit, all prompt tokens | hit, rewrite + judge | "
             "output tokens per engine step | seconds outside the engine | "
-            "every round, output tok/s | x bare, median of rounds |")
-    lines = [head, "|" + "---|" * 15]
+            "every round, output tok/s | x bare, median of rounds | "
+            "requests running, most / mean per step |")
+    lines = [head, "|" + "---|" * 16]
     for p in results["phases"]:
         req = p["requests"]
         ratio = _ratio(p, bare)
@@ -69,8 +70,18 @@ def table(results: dict) -> str:
             f"{p.get('output_tokens_per_step') or '-'} | "
             f"{p['notes'].get('outside_engine_seconds', '-')} | "
             f"{' / '.join(str(r['output_tok_s']) for r in p['notes'].get('rounds', [])) or '-'} | "
-            f"{_num(paired_ratio(results, p['name']))} |")
+            f"{_num(paired_ratio(results, p['name']))} | {_running(p)} |")
     return "\n".join(lines)
+
+
+def _running(phase: dict) -> str:
+    r = phase["notes"].get("running_requests")
+    return f"{r['max']} / {r['mean_per_step']}" if r else "-"
+
+
+# the goals: issue 14's on the real model (64+ requests in flight), the first ones on the tiny
+GOALS = {"tiny": {"bare": 0.9, "naive": 1.3}, "real": {"bare": 0.95, "naive": 1.0}}
+IN_FLIGHT = 64
 
 
 def targets(results: dict) -> list[tuple[str, str, str]]:
@@ -78,13 +89,22 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     bare, pipe = _phase(results, CEILING), _phase(results, PIPELINE)
     spark, naive = _phase(results, SPARK), _phase(results, NAIVE)
     rows = []
+    goal = GOALS["tiny" if results["settings"].get("tiny_model", True) else "real"]
 
     def row(name: str, value: float | None, ok: bool | None, text: str) -> None:
         verdict = "-" if ok is None or value is None else ("met" if ok else "missed")
         rows.append((name, text if value is not None else "not measured", verdict))
 
+    if not results["settings"].get("tiny_model", True):
+        most = {p["name"]: p["notes"]["running_requests"]["max"] for p in (bare, naive, pipe)
+                if p and p["notes"].get("running_requests")}
+        row(f"{IN_FLIGHT}+ requests running at once (engine scheduler, every phase)",
+            min(most.values()) if most else None,
+            bool(most) and min(most.values()) >= IN_FLIGHT,
+            "most at once: " + ", ".join(f"{k} {v}" for k, v in most.items()))
     r, m = _ratio(pipe, bare), paired_ratio(results, PIPELINE)
-    row("pipeline >= 0.9 x bare engine output tok/s", r, r is not None and r >= 0.9,
+    row(f"pipeline >= {goal['bare']} x bare engine output tok/s", r,
+        r is not None and r >= goal["bare"],
         f"{r:.3f} x (best rounds); {_num(m)} x (median of same-round ratios)" if r else "")
     r = _ratio(spark, bare)
     row("pipeline in Spark >= 0.8 x bare engine output tok/s", r, r is not None and r >= 0.8,
@@ -92,7 +112,8 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     r, d = _ratio(pipe, naive), _ratio(pipe, naive, "docs_s")
     mp, mn = paired_ratio(results, PIPELINE), paired_ratio(results, NAIVE)
     same_round = f"; {mp / mn:.2f} x (medians of same-round ratios)" if mp and mn else ""
-    row("pipeline >= 1.3 x naive per-stage (output tok/s)", r, r is not None and r >= 1.3,
+    row(f"pipeline >= {goal['naive']} x naive per-stage (output tok/s)", r,
+        r is not None and r >= goal["naive"],
         f"{r:.2f} x output tok/s, {d:.2f} x documents/s (best rounds){same_round}"
         if r and d else "")
     hit = pipe["cache_hit_rewrite_judge"] if pipe else None
@@ -126,7 +147,8 @@ def markdown(results: dict, notes: str | None) -> str:
     out = [
         "# Throughput benchmark",
         "",
-        f"Run {results['finished_at']} with `make bench` (`mga-spark bench`), "
+        f"Run {results['finished_at']} with "
+        f"`{results['settings'].get('command') or 'mga-spark bench'}`, "
         f"{results['seconds']:.0f} s in all. Figures from one process and one run; "
         "compare ratios, not absolute numbers (a 2-core machine shared with other work).",
         "",

@@ -20,7 +20,9 @@ import logging
 import os
 import platform
 import random
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ from mga_spark.bench.phases import (
     pipeline_body,
 )
 from mga_spark.config import Config, load_config
-from mga_spark.redaction import redact
+from mga_spark.redaction import redact, redact_text
 from mga_spark.schema import Document
 from mga_spark.tools.demo import ensure_tiny_model, sample_records
 
@@ -224,7 +226,8 @@ def run_bench(settings: Settings) -> dict:
 
 
 def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
-    return {"documents": settings.documents, "warmup_documents": settings.warmup_documents,
+    return {"command": _command(), "documents": settings.documents,
+            "warmup_documents": settings.warmup_documents,
             "seed": settings.seed, "config": str(settings.config),
             "max_inflight_docs": cfg.pipeline.max_inflight_docs, "naive_batch_docs": naive_batch,
             "num_pairs": cfg.ga.num_pairs, "chunk_max_tokens": cfg.chunking.max_tokens,
@@ -235,6 +238,13 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
             "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
             "tiny_model": settings.tiny_model,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+def _command() -> str:
+    """How this bench was started, as the user typed it (redacted)."""
+    if Path(sys.argv[0]).name != "mga-spark":
+        return "mga-spark bench"
+    return redact_text(shlex.join(["mga-spark", *sys.argv[1:]]))
 
 
 def document_facts(engine, docs: list[Document], cfg: Config) -> dict:

@@ -152,6 +152,26 @@ def test_report_renders_tables_and_targets(tmp_path):
     assert (tmp_path / "results.json").is_file()
 
 
+def test_real_model_report_holds_the_real_goals_and_requests_in_flight():
+    def phase(name: str, tok_s: float, most: int) -> dict:
+        return {"name": name, "output_tok_s": tok_s, "docs_s": tok_s / 100, "requests": {},
+                "cache_hit_rewrite_judge": 0.5,
+                "notes": {"running_requests": {"max": most, "mean_per_step": most / 2}}}
+
+    results = {"settings": {"tiny_model": False},
+               "phases": [phase("bare engine", 100, 90), phase("naive per-stage", 97, 70),
+                          phase("pipeline", 96, 63)]}
+    rows = {t: (v, ok) for t, v, ok in bench_report.targets(results)}
+    assert rows["64+ requests running at once (engine scheduler, every phase)"] == (
+        "most at once: bare engine 90, naive per-stage 70, pipeline 63", "missed")
+    assert rows["pipeline >= 0.95 x bare engine output tok/s"][1] == "met"
+    assert rows["pipeline >= 1.0 x naive per-stage (output tok/s)"][1] == "missed"
+    assert "| 63 / 31.5 |" in bench_report.table(
+        {**results, "phases": [{**p, "seconds": 1.0, "documents": 1, "output_tokens": 1,
+                                "total_tok_s": 1, "cache_hit_all": None}
+                               for p in results["phases"]]})
+
+
 def test_bench_command_is_registered():
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0 and "--plan-files" in result.output
@@ -172,6 +192,10 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
         assert p.notes["prefix_cache_reset"] is True
         assert p.cache_hit(("rewrite", "judge")) is not None
         assert p.engine_steps > 0 and set(p.notes["output_tokens_by_stage"]) == set(p.requests)
+        running = p.notes["running_requests"]  # read from the in-process engine's scheduler
+        assert 1 <= running["mean_per_step"] <= running["max"] <= sum(p.requests.values())
+    bare = next(p for p in phases if p.name == "bare engine")
+    assert bare.notes["running_requests"]["max"] > 2  # everything submitted at once
     sweep = concurrency_sweep(vllm_engine, vllm_engine._get_llm(), requests, (1, 4), 0.5)
     assert [s["concurrency"] for s in sweep] == [1, 4] and sweep[1]["output_tok_s"] > 0
     assert not vllm_engine.has_pending()

@@ -20,7 +20,7 @@ STAMP := $(VENV)/.setup-done
 # Tiers: markers declared in pyproject.toml.
 FAST := not vllm and not spark and not cluster and not small
 
-.PHONY: setup system-deps test test-fast lint demo bench clean-venv
+.PHONY: setup system-deps test test-fast lint demo bench bench-small clean-venv
 
 setup: $(STAMP)
 
@@ -71,6 +71,13 @@ demo: setup
 # Throughput benchmark on the tiny CPU model: writes bench/results.md and bench/results.json.
 bench: setup
 	$(BIN)/mga-spark bench
+
+# The same phases on the real SmolLM2-135M-Instruct (~45 min on 2 cores): bench/small/results.md.
+bench-small: setup
+	$(BIN)/mga-spark make-small-model .cache/small-model
+	$(BIN)/mga-spark bench --config bench/small/config.yaml --no-tiny-model --documents 8 \
+	  --warmup-documents 1 --omp-threads 2 --rounds 1 --no-sweep --no-spark --plan-files 0 \
+	  --out-dir bench/small
 
 clean-venv:
 	rm -rf $(VENV)

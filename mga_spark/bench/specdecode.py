@@ -5,7 +5,8 @@ Rewrites copy spans of their source, which is in their prompt, so vLLM's n-gram 
 output, no draft model) may guess several tokens a step. This measures it on the config's model:
 the same greedy rewrite requests (sample documents x fixed genre-audience pairs, all submitted at
 once) through an engine without and with the proposer, in separate processes (one vLLM engine
-per process), alternately (off, on, off, on: drift on a shared machine cancels to first order).
+per process), alternately (off, on, off, on: drift on a shared machine cancels to first order),
+each engine with `--omp-threads` OpenMP threads (2: one engine on this machine's 2 cores).
 It reports output tok/s of each run, the on/off ratio, vLLM's own draft and accepted token
 counters, and how many greedy outputs are identical with the proposer on.
 
@@ -52,9 +53,9 @@ def ngram_config(tokens: int = 4, lookup_max: int = 4, lookup_min: int = 2) -> d
             "prompt_lookup_max": lookup_max, "prompt_lookup_min": lookup_min}
 
 
-def rewrite_requests(config: Path, documents: int) -> list[Request]:
+def rewrite_requests(config: Path, documents: int, overrides: list[str] = ()) -> list[Request]:
     """Greedy rewrite requests: `documents` English sample texts x the 5 fixed pairs."""
-    cfg = load_config(config)
+    cfg = load_config(config, list(overrides))
     prompts = load_prompts()
     texts = [r["text"] for r in sample_records() if r["lang"] == "en"][:documents]
     pairs = [GAPair(genre=Genre(title=g, description=gd), audience=Audience(title=a,
@@ -66,11 +67,12 @@ def rewrite_requests(config: Path, documents: int) -> list[Request]:
             for i, text in enumerate(texts) for j, pair in enumerate(pairs)]
 
 
-def child(config: Path, requests_file: Path, speculative: dict | None, out: Path) -> None:
+def child(config: Path, overrides: list[str], requests_file: Path, speculative: dict | None,
+          out: Path) -> None:
     """One engine, all requests at once, drained; texts and counters to `out`."""
     from mga_spark.engine.vllm import VLLMEngine
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
     args = dict(cfg.model.engine_args)
     if speculative:
         args["speculative_config"] = speculative
@@ -115,8 +117,9 @@ def compare(off: dict, on: dict) -> dict:
             "first_difference_chars": sorted(firsts)}
 
 
-def run(config: Path, documents: int, rounds: int, speculative: dict) -> dict:
-    requests = rewrite_requests(config, documents)
+def run(config: Path, documents: int, rounds: int, speculative: dict,
+        overrides: list[str] = (), omp_threads: int = 2) -> dict:
+    requests = rewrite_requests(config, documents, overrides)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mga-specdecode-") as tmp:
         req_file = Path(tmp) / "requests.json"
@@ -125,13 +128,16 @@ def run(config: Path, documents: int, rounds: int, speculative: dict) -> dict:
             for variant in ("off", "on"):
                 out = Path(tmp) / f"{variant}-{r}.json"
                 cmd = [sys.executable, "-m", "mga_spark.bench.specdecode", "--config",
-                       str(config), "--child", str(req_file), "--child-out", str(out)]
+                       str(config), "--child", str(req_file), "--child-out", str(out),
+                       *(f"--set={o}" for o in overrides)]
                 if variant == "on":
                     cmd += ["--speculative", json.dumps(speculative)]
                 log.info("round %d, speculative decoding %s", r + 1, variant)
-                subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads)}
+                subprocess.run(cmd, check=True, env=env)
                 runs.append({"variant": variant, "round": r + 1, **json.loads(out.read_text())})
-    return summary(runs, config, documents, len(requests))
+    return {**summary(runs, config, documents, len(requests)), "overrides": list(overrides),
+            "OMP_NUM_THREADS": omp_threads}
 
 
 def summary(runs: list[dict], config: Path, documents: int, requests: int) -> dict:
@@ -161,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--documents", type=int, default=8)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--tokens", type=int, default=4, help="num_speculative_tokens")
+    p.add_argument("--omp-threads", type=int, default=2, help="OMP_NUM_THREADS per engine")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override (repeatable)")
     p.add_argument("--out", type=Path)
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -169,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.child:
-        child(a.config, a.child, json.loads(a.speculative) if a.speculative else None,
+        child(a.config, a.set, a.child, json.loads(a.speculative) if a.speculative else None,
               a.child_out)
         return 0
-    result = run(a.config, a.documents, a.rounds, ngram_config(a.tokens))
+    result = run(a.config, a.documents, a.rounds, ngram_config(a.tokens), a.set, a.omp_threads)
     text = json.dumps(result, indent=1)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mga_spark.bench.specdecode import PAIRS, compare, ngram_config, rewrite_requests, summary
+import pytest
+
+from mga_spark.bench.specdecode import (
+    PAIRS,
+    compare,
+    ngram_config,
+    rewrite_requests,
+    run,
+    summary,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_requests_are_greedy_rewrites_of_each_document_for_every_pair():
-    requests = rewrite_requests(Path("conf/small.yaml"), 3)
+    requests = rewrite_requests(ROOT / "conf" / "small.yaml", 3)
     assert len(requests) == 3 * len(PAIRS)
     assert len({r.id for r in requests}) == len(requests)
     assert all(r.temperature == 0.0 and r.json_schema is None for r in requests)
@@ -42,3 +53,21 @@ def test_summary_reports_ratio_and_acceptance_from_the_engine_counters():
     assert s["accepted_tokens_per_draft"] == 1.2
     assert s["greedy_off_vs_on"]["identical"] == 1
     assert s["greedy_off_vs_off"] is None  # one round: no second run to compare with
+
+
+@pytest.mark.small
+def test_ngram_drafts_are_accepted_and_greedy_rewrites_are_unchanged_on_the_real_model(
+        small_model_dir):
+    """Two real engines (subprocesses), without and with vLLM's n-gram proposer, on the same
+    greedy rewrites of one document: drafts are made and accepted, and every output is the
+    same text."""
+    result = run(ROOT / "conf" / "small.yaml", documents=1, rounds=1, speculative=ngram_config(),
+                 overrides=[f"model.engine_args.model={small_model_dir}", "rewrite.max_tokens=64",
+                            "model.engine_args.kv_cache_memory_bytes=536870912"])
+    off, on = result["runs"]
+    assert (off["variant"], on["variant"]) == ("off", "on")
+    assert off["counters"]["draft_tokens"] == 0
+    assert 0 < on["counters"]["accepted_tokens"] <= on["counters"]["draft_tokens"]
+    assert on["counters"]["generation_tokens"] == off["counters"]["generation_tokens"] > 0
+    assert result["greedy_off_vs_on"] == {"requests": len(PAIRS), "identical": len(PAIRS),
+                                          "first_difference_chars": []}

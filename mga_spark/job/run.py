@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Problems phrased for the user: a command prints the message and exits 2, without a traceback.
 USER_ERRORS = (ConfigError, InputError, OutputRefused)  # lease, filesystem, resume refusals
 STOPPED_EXIT = 3  # the circuit breaker stopped the run (job.stop_after_same_failures)
+PROBLEM_LINES = 20  # per kind on stderr; stats.json keeps them all
 SUMMARY_KEYS = ("units", "planned_units", "documents", "accepted", "rejected", "acceptance",
                 "output_tokens")
 
@@ -75,8 +76,9 @@ class JobResult:
 
     def problems(self) -> list[str]:
         """Lines for stderr: skipped bad input files, failed units, what to do about them."""
+        bad = self.stats.get("bad_files", [])
         lines = [f"skipped bad input file {b['file']}: {b['problem']}"
-                 for b in self.stats.get("bad_files", [])]
+                 for b in bad[:PROBLEM_LINES]] + _more(len(bad), "bad input files")
         if self.stopped is not None:
             s = self.stopped
             return lines + [
@@ -86,11 +88,19 @@ class JobResult:
                 f"{self.planned - self.skipped - self.ran} not started. Committed units stay: "
                 "fix the cause and run the same command again to resume."]
         lines += [f"unit {f['unit']} ({f['file']} rows {f['rows'][0]}-{f['rows'][1]}) failed "
-                  f"after {f['attempts']} attempts: {f['error']}" for f in self.failed]
+                  f"after {f['attempts']} attempts: {f['error']}"
+                  for f in self.failed[:PROBLEM_LINES]] + _more(len(self.failed), "failed units")
         if self.failed:
             lines.append(f"{len(self.failed)} unit(s) failed; run the same command again to "
                          "retry only the missing units.")
         return lines
+
+
+def _more(n: int, what: str) -> list[str]:
+    """The line that stands for the rest of a long list on stderr."""
+    if n <= PROBLEM_LINES:
+        return []
+    return [f"... and {n - PROBLEM_LINES} more {what} (all {n} in stats.json)"]
 
 
 def _absolute(uri: str) -> str:

@@ -52,6 +52,20 @@ def test_the_result_names_failed_units_and_skipped_files() -> None:
         "1 unit(s) failed; run the same command again to retry only the missing units."]
 
 
+def test_stderr_lists_the_first_problems_of_a_long_list_and_counts_the_rest() -> None:
+    failed = [{"unit": f"u{i}", "file": "f", "rows": [i, i + 1], "attempts": 1,
+               "error": f"E{i}"} for i in range(25)]
+    bad = [{"file": f"b{i}", "problem": "not Parquet"} for i in range(21)]
+    result = JobResult(planned=25, skipped=0, ran=25, failed=failed,
+                       stats={"failed_units": failed, "bad_files": bad})
+    lines = result.problems()
+    assert sum(line.startswith("skipped bad input file") for line in lines) == 20
+    assert sum(line.startswith("unit u") for line in lines) == 20
+    assert "... and 1 more bad input files (all 21 in stats.json)" in lines
+    assert "... and 5 more failed units (all 25 in stats.json)" in lines
+    assert lines[-1].startswith("25 unit(s) failed")
+
+
 @pytest.fixture
 def restore_logging():
     root = logging.getLogger()

@@ -169,6 +169,9 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           documents: Annotated[int, typer.Option(help="bench documents")] = 48,
           warmup_documents: Annotated[int, typer.Option(
               help="documents of the untimed warm-up run")] = 6,
+          languages: Annotated[str, typer.Option(
+              help="of the bench documents: en,zh (every fourth Chinese) or one of them")]
+          = "en,zh",
           spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
@@ -200,6 +203,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
         raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir, sizes=units)))
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          warmup_documents=warmup_documents,
+                                         languages=tuple(x.strip() for x in languages.split(",")
+                                                         if x.strip()),
                                          omp_threads=omp_threads,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,

@@ -59,6 +59,7 @@ class Settings:
     documents: int = 48
     warmup_documents: int = 6
     naive_batch_docs: int | None = None  # None: pipeline.max_inflight_docs
+    languages: tuple[str, ...] = ("en", "zh")  # of the bench documents
     spark: bool = True
     spark_unit_docs: int | None = None  # None: half the documents (two Spark tasks)
     overhead_documents: int = 2000
@@ -75,14 +76,19 @@ class Settings:
     only_simulation: bool = False  # the simulation alone, into the existing results files
 
 
-def varied_documents(n: int, seed: int, prefix: str = "bench") -> list[Document]:
-    """`n` documents of 1-8 consecutive sample texts of one language (English or Chinese)."""
-    records = [r for r in sample_records() if r["lang"] in ("en", "zh")]
-    by_lang = {lang: [r for r in records if r["lang"] == lang] for lang in ("en", "zh")}
+def varied_documents(n: int, seed: int, prefix: str = "bench",
+                     languages: tuple[str, ...] = ("en", "zh")) -> list[Document]:
+    """`n` documents of 1-8 consecutive sample texts of one language: every fourth Chinese
+    when `languages` has "zh" (and "en"), else all of the one language given."""
+    if not set(languages) <= {"en", "zh"} or not languages:
+        raise ValueError(f"languages: 'en' and/or 'zh', not {languages!r}")
+    records = [r for r in sample_records() if r["lang"] in languages]
+    by_lang = {lang: [r for r in records if r["lang"] == lang] for lang in languages}
     rng = random.Random(seed)
     docs = []
     for i in range(n):
-        pool = by_lang["zh" if i % 4 == 3 else "en"]
+        lang = "zh" if "zh" in languages and (i % 4 == 3 or "en" not in languages) else "en"
+        pool = by_lang[lang]
         start, size = rng.randrange(len(pool)), SIZES[i % len(SIZES)]
         parts = [pool[(start + k) % len(pool)] for k in range(size)]
         text = "\n\n".join(p["text"] for p in parts)
@@ -196,7 +202,7 @@ def run_bench(settings: Settings) -> dict:
     if settings.omp_threads is not None:  # read when OpenMP starts: before torch is imported
         os.environ["OMP_NUM_THREADS"] = str(settings.omp_threads)
     cfg = bench_config(settings)
-    docs = varied_documents(settings.documents, settings.seed)
+    docs = varied_documents(settings.documents, settings.seed, languages=settings.languages)
     warmup = warmup_documents(settings.warmup_documents)
     naive_batch = settings.naive_batch_docs or cfg.pipeline.max_inflight_docs
     results: dict = {"machine": machine_facts(cfg), "settings": _settings(settings, cfg,
@@ -227,7 +233,7 @@ def run_bench(settings: Settings) -> dict:
 
 def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
     return {"command": _command(), "documents": settings.documents,
-            "warmup_documents": settings.warmup_documents,
+            "warmup_documents": settings.warmup_documents, "languages": list(settings.languages),
             "seed": settings.seed, "config": str(settings.config),
             "max_inflight_docs": cfg.pipeline.max_inflight_docs, "naive_batch_docs": naive_batch,
             "num_pairs": cfg.ga.num_pairs, "chunk_max_tokens": cfg.chunking.max_tokens,

@@ -48,6 +48,18 @@ def test_varied_documents_are_deterministic_and_of_varied_length():
     assert len({d.id for d in docs}) == 12
 
 
+def test_bench_documents_of_one_language_when_asked():
+    from mga_spark.text.language import detect
+
+    mixed = varied_documents(8, seed=0)
+    english = varied_documents(8, seed=0, languages=("en",))
+    assert [detect(d.text) for d in mixed].count("zh") == 2
+    assert {detect(d.text) for d in english} == {"en"}
+    assert {detect(d.text) for d in varied_documents(3, seed=0, languages=("zh",))} == {"zh"}
+    with pytest.raises(ValueError, match="languages"):
+        varied_documents(2, seed=0, languages=("fr",))
+
+
 def test_recording_counts_requests_and_prompt_tokens_by_stage():
     docs = varied_documents(3, seed=1)
     result, requests = recorded_requests(docs)

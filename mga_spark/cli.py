@@ -172,6 +172,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           languages: Annotated[str, typer.Option(
               help="of the bench documents: en,zh (every fourth Chinese) or one of them")]
           = "en,zh",
+          overrides: SetOpt = None,
           spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
@@ -205,6 +206,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                          warmup_documents=warmup_documents,
                                          languages=tuple(x.strip() for x in languages.split(",")
                                                          if x.strip()),
+                                         overrides=tuple(overrides or ()),
                                          omp_threads=omp_threads,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,

@@ -60,6 +60,7 @@ class Settings:
     warmup_documents: int = 6
     naive_batch_docs: int | None = None  # None: pipeline.max_inflight_docs
     languages: tuple[str, ...] = ("en", "zh")  # of the bench documents
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE on the config
     spark: bool = True
     spark_unit_docs: int | None = None  # None: half the documents (two Spark tasks)
     overhead_documents: int = 2000
@@ -105,9 +106,10 @@ def warmup_documents(n: int) -> list[Document]:
 def bench_config(settings: Settings) -> Config:
     """The config's settings; its model replaced by the tiny CPU model unless told otherwise."""
     if not settings.tiny_model:
-        return load_config(settings.config)
+        return load_config(settings.config, list(settings.overrides))
     model = ensure_tiny_model()
-    return load_config(settings.config, [f"model.engine_args.model={model.resolve()}"])
+    return load_config(settings.config, [*settings.overrides,
+                                         f"model.engine_args.model={model.resolve()}"])
 
 
 def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Document],
@@ -232,7 +234,8 @@ def run_bench(settings: Settings) -> dict:
 
 
 def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
-    return {"command": _command(), "documents": settings.documents,
+    return {"command": _command(), "overrides": [redact_text(o) for o in settings.overrides],
+            "documents": settings.documents,
             "warmup_documents": settings.warmup_documents, "languages": list(settings.languages),
             "seed": settings.seed, "config": str(settings.config),
             "max_inflight_docs": cfg.pipeline.max_inflight_docs, "naive_batch_docs": naive_batch,

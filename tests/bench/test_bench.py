@@ -60,6 +60,14 @@ def test_bench_documents_of_one_language_when_asked():
         varied_documents(2, seed=0, languages=("fr",))
 
 
+def test_bench_config_takes_overrides():
+    from mga_spark.bench.run import Settings, bench_config
+
+    cfg = bench_config(Settings(config=DEMO, tiny_model=False,
+                                overrides=("pipeline.max_inflight_docs=3",)))
+    assert cfg.pipeline.max_inflight_docs == 3
+
+
 def test_recording_counts_requests_and_prompt_tokens_by_stage():
     docs = varied_documents(3, seed=1)
     result, requests = recorded_requests(docs)

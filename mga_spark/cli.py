@@ -175,6 +175,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           overrides: SetOpt = None,
           spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
           plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
+          overhead_documents: Annotated[int, typer.Option(
+              help="documents of the non-model overhead runs (0: none)")] = 2000,
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
                                                    " model")] = True,
           rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
@@ -207,6 +209,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                          languages=tuple(x.strip() for x in languages.split(",")
                                                          if x.strip()),
                                          overrides=tuple(overrides or ()),
+                                         overhead_documents=overhead_documents,
                                          omp_threads=omp_threads,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,

@@ -209,7 +209,8 @@ def run_bench(settings: Settings) -> dict:
     naive_batch = settings.naive_batch_docs or cfg.pipeline.max_inflight_docs
     results: dict = {"machine": machine_facts(cfg), "settings": _settings(settings, cfg,
                                                                              naive_batch)}
-    results["overhead"] = overhead(cfg, docs, settings.overhead_documents)
+    results["overhead"] = (overhead(cfg, docs, settings.overhead_documents)
+                           if settings.overhead_documents > 0 else [])
     results["planning"] = planning(settings.plan_files)
     engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
     results["documents"] = document_facts(engine, docs, cfg)

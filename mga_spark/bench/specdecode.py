@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mga_spark.config import load_config
@@ -53,7 +54,7 @@ def ngram_config(tokens: int = 4, lookup_max: int = 4, lookup_min: int = 2) -> d
             "prompt_lookup_max": lookup_max, "prompt_lookup_min": lookup_min}
 
 
-def rewrite_requests(config: Path, documents: int, overrides: list[str] = ()) -> list[Request]:
+def rewrite_requests(config: Path, documents: int, overrides: Sequence[str] = ()) -> list[Request]:
     """Greedy rewrite requests: `documents` English sample texts x the 5 fixed pairs."""
     cfg = load_config(config, list(overrides))
     prompts = load_prompts()
@@ -118,7 +119,7 @@ def compare(off: dict, on: dict) -> dict:
 
 
 def run(config: Path, documents: int, rounds: int, speculative: dict,
-        overrides: list[str] = (), omp_threads: int = 2) -> dict:
+        overrides: Sequence[str] = (), omp_threads: int = 2) -> dict:
     requests = rewrite_requests(config, documents, overrides)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mga-specdecode-") as tmp:

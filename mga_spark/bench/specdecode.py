@@ -71,7 +71,7 @@ def rewrite_requests(config: Path, documents: int, overrides: Sequence[str] = ()
 def child(config: Path, overrides: list[str], requests_file: Path, speculative: dict | None,
           out: Path) -> None:
     """One engine, all requests at once, drained; texts and counters to `out`."""
-    from mga_spark.engine.vllm import VLLMEngine
+    from mga_spark.engine.vllm import VLLMEngine, counters
 
     cfg = load_config(config, overrides)
     args = dict(cfg.model.engine_args)
@@ -80,11 +80,11 @@ def child(config: Path, overrides: list[str], requests_file: Path, speculative: 
     engine = VLLMEngine(args, cfg.model.device)
     requests = [Request(**r) for r in json.loads(requests_file.read_text())]
     llm = engine._get_llm()  # built before the clock starts
-    before = counters(llm)
+    before = counters(llm, SPEC_COUNTERS)
     started = time.perf_counter()
     done = run_all(engine, requests)
     seconds = time.perf_counter() - started
-    after = counters(llm)
+    after = counters(llm, SPEC_COUNTERS)
     engine.shutdown()
     delta = {k: after[k] - before[k] for k in after}
     out.write_text(json.dumps({
@@ -92,15 +92,6 @@ def child(config: Path, overrides: list[str], requests_file: Path, speculative: 
         "output_tok_s": round(delta["generation_tokens"] / seconds, 2),
         "outputs": {rid: {"text": c.text, "tokens": c.output_tokens, "finish": c.finish_reason}
                     for rid, c in done.items()}}))
-
-
-def counters(llm) -> dict[str, float]:
-    totals = dict.fromkeys(SPEC_COUNTERS.values(), 0.0)
-    for metric in llm.get_metrics():
-        key = SPEC_COUNTERS.get(metric.name)
-        if key is not None and hasattr(metric, "value"):
-            totals[key] += float(metric.value)
-    return totals
 
 
 def compare(off: dict, on: dict) -> dict:

@@ -157,12 +157,7 @@ class VLLMEngine:
         was built with disable_log_stats=True or not built yet."""
         if self._llm is None or self.engine_args.get("disable_log_stats"):
             return {}
-        totals = dict.fromkeys(METRIC_NAMES.values(), 0.0)
-        for metric in self._llm.get_metrics():
-            key = METRIC_NAMES.get(metric.name)
-            if key is not None:
-                totals[key] += float(metric.value)
-        return totals
+        return counters(self._llm, METRIC_NAMES)
 
     def abort_all(self) -> None:
         """Drop requests left by an earlier task that failed on this reused engine."""
@@ -268,6 +263,16 @@ class VLLMEngine:
         if current_platform.is_cuda():
             device.built_here()
         return llm
+
+
+def counters(llm: Any, names: dict[str, str]) -> dict[str, float]:
+    """Sums of the vLLM counters in `names` (Prometheus name -> key), 0 for those not seen."""
+    totals = dict.fromkeys(names.values(), 0.0)
+    for metric in llm.get_metrics():
+        key = names.get(metric.name)
+        if key is not None and hasattr(metric, "value"):
+            totals[key] += float(metric.value)
+    return totals
 
 
 def _encodable(text: str) -> bool:

@@ -180,6 +180,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
                                                    " model")] = True,
           rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
+          pipeline_rerun: Annotated[bool, typer.Option(
+              help="also the pipeline sampling anew (besides on the recorded answers)")] = True,
           omp_threads: Annotated[int, typer.Option(
               help="OMP_NUM_THREADS for the engines (one engine per core on the CPU: 1)")] = 1,
           sweep: Annotated[bool, typer.Option(help="engine tok/s at fixed concurrency")] = True,
@@ -213,6 +215,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                          omp_threads=omp_threads,
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,
+                                         pipeline_rerun=pipeline_rerun,
                                          only_simulation=only_simulation)))
 
 

@@ -1,4 +1,5 @@
-"""Benchmark phases on one shared engine: record, bare engine, naive per-stage, our pipeline.
+"""Benchmark phases on one shared engine: record, bare engine, naive per-stage, our pipeline
+(sampling anew, and on the recorded answers).
 
 A phase is timed from its first submit to its last completion and reads the engine's own
 counters (prompt, cached prompt and generated tokens) before and after, so phases that share
@@ -14,7 +15,7 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mga_spark.config import Config
@@ -244,6 +245,73 @@ def replayed(requests: Iterable[Request], phase: str) -> list[Request]:
     """The same requests under ids of their own (phase prefix; stage parsing still works)."""
     return [Request(f"{phase}\x1f{r.id}", r.messages, r.max_tokens, r.temperature, r.top_p,
                     r.json_schema, r.seed) for r in requests]
+
+
+class RecordedAnswers:
+    """An Engine for our pipeline that sends each request on to `inner` as the recording sent it
+    and hands back the recorded answer. `inner` generates every request anew, as in the bare and
+    naive phases, and its completion times gate what the pipeline sends next; the pipeline sees
+    the recorded texts, so it sends exactly the recorded requests: the three schedulers are
+    compared on one workload. (Sampling anew, the pipeline would get other GA pairs, rewrites
+    and rejects, i.e. other requests.) A request the recording does not hold, or holds with other
+    prompts or settings, raises: the replay would no longer be the recorded workload."""
+
+    def __init__(self, inner: Engine, requests: Iterable[Request],
+                 completions: dict[str, Completion], phase: str = "replay") -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        # by (document, chunk, stage, pair): a pipeline's request ids start with a nonce of its own
+        self.recorded = {_key(r.id): r for r in requests}
+        self.answers = {_key(rid): c for rid, c in completions.items()}
+        self.phase = phase
+        self.sent = 0
+
+    def submit(self, request: Request) -> None:
+        recorded = self.recorded.get(_key(request.id))
+        if recorded is None or replace(recorded, id=request.id) != request:
+            raise ValueError(f"{request.id!r}: {'not in' if recorded is None else 'differs from'}"
+                             " the recording; the replay would not be the recorded workload")
+        self.sent += 1
+        self.inner.submit(replayed([request], self.phase)[0])
+
+    def poll(self) -> list[Completion]:
+        done = []
+        for c in self.inner.poll():
+            rid = c.id.split("\x1f", 1)[1]
+            answer = self.answers[_key(rid)]
+            done.append(Completion(rid, answer.text, answer.finish_reason, c.prompt_tokens,
+                                   c.output_tokens, answer.error))
+        return done
+
+    def has_pending(self) -> bool:
+        return self.inner.has_pending()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def metrics(self) -> dict[str, float]:
+        return self.inner.metrics()
+
+    def abort_all(self) -> None:
+        self.inner.abort_all()
+
+
+def _key(request_id: str) -> tuple[str, ...]:
+    return tuple(request_id.split("\x1f")[-4:])
+
+
+def replay_body(cfg: Config, docs: list[Document], requests: list[Request],
+                completions: dict[str, Completion]) -> Callable[[Recorder], dict]:
+    """Our pipeline on the recording's answers (`RecordedAnswers`): the recorded requests, sent
+    as the pipeline's stage flow releases them."""
+    run = pipeline_body(cfg, docs)
+
+    def body(engine: Recorder) -> dict:
+        answers = RecordedAnswers(engine, requests, completions)
+        notes = run(answers)
+        return {**notes, "requests_as_recorded": f"{answers.sent}/{len(answers.recorded)}"}
+
+    return body
 
 
 def bare_body(requests: list[Request]) -> Callable[[Recorder], dict]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from mga_spark.bench import simcases
 
 CEILING = "bare engine"
-PIPELINE = "pipeline"
+PIPELINE = "pipeline"  # sampling anew: its own GA pairs, so its own requests
+REPLAY = "pipeline (recorded answers)"  # the recorded requests: the goals are judged on it
 SPARK = "pipeline in Spark"
 NAIVE = "naive per-stage"
 RECORDING = "pipeline (recording run)"
@@ -85,9 +86,11 @@ IN_FLIGHT = 64
 
 
 def targets(results: dict) -> list[tuple[str, str, str]]:
-    """(target, measured, met?) rows."""
-    bare, pipe = _phase(results, CEILING), _phase(results, PIPELINE)
-    spark, naive = _phase(results, SPARK), _phase(results, NAIVE)
+    """(target, measured, met?) rows. The pipeline's rows use the phase on the recorded answers
+    when the run has one (the same requests as the bare and naive phases), else the re-run."""
+    bare, naive = _phase(results, CEILING), _phase(results, NAIVE)
+    compared = REPLAY if _phase(results, REPLAY) else PIPELINE
+    pipe, spark = _phase(results, compared), _phase(results, SPARK)
     rows = []
     goal = GOALS["tiny" if results["settings"].get("tiny_model", True) else "real"]
 
@@ -102,15 +105,16 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             min(most.values()) if most else None,
             bool(most) and min(most.values()) >= IN_FLIGHT,
             "most at once: " + ", ".join(f"{k} {v}" for k, v in most.items()))
-    r, m = _ratio(pipe, bare), paired_ratio(results, PIPELINE)
+    r, m = _ratio(pipe, bare), paired_ratio(results, compared)
     row(f"pipeline >= {goal['bare']} x bare engine output tok/s", r,
         r is not None and r >= goal["bare"],
-        f"{r:.3f} x (best rounds); {_num(m)} x (median of same-round ratios)" if r else "")
+        f"{r:.3f} x (best rounds); {_num(m)} x (median of same-round ratios); phase "
+        f"'{compared}'" if r else "")
     r = _ratio(spark, bare)
     row("pipeline in Spark >= 0.8 x bare engine output tok/s", r, r is not None and r >= 0.8,
         f"{r:.3f} x" if r else "")
     r, d = _ratio(pipe, naive), _ratio(pipe, naive, "docs_s")
-    mp, mn = paired_ratio(results, PIPELINE), paired_ratio(results, NAIVE)
+    mp, mn = paired_ratio(results, compared), paired_ratio(results, NAIVE)
     same_round = f"; {mp / mn:.2f} x (medians of same-round ratios)" if mp and mn else ""
     row(f"pipeline >= {goal['naive']} x naive per-stage (output tok/s)", r,
         r is not None and r >= goal["naive"],

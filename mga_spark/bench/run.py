@@ -7,8 +7,12 @@ benefits from another's cache:
 3. bare engine: the recorded requests (GA, rewrites, judges) all submitted at once and drained,
    the ceiling for this workload;
 4. naive: the same requests, one drained batch per stage per group of documents;
-5. our pipeline (continuous stage flow) again, alone;
-6. our pipeline inside Spark: the real job on local[1] (`bench_spark`).
+5. our pipeline (continuous stage flow) on the recorded answers: the engine generates every
+   request anew, the pipeline is handed the recorded texts, so it sends exactly the requests
+   that 3 and 4 replay (`phases.RecordedAnswers`): the same workload under three schedulers;
+6. our pipeline again, sampling anew (its own GA pairs, rewrites and rejects: another workload
+   of the same documents; `--no-pipeline-rerun` skips it);
+7. our pipeline inside Spark: the real job on local[1] (`bench_spark`).
 Then the non-model overhead (`bench_overhead`) and the driver's planning (`bench_plan`).
 Results go to `bench/results.json` and `bench/results.md`.
 """
@@ -42,6 +46,7 @@ from mga_spark.bench.phases import (
     measure,
     naive_body,
     pipeline_body,
+    replay_body,
 )
 from mga_spark.config import Config, load_config
 from mga_spark.redaction import redact, redact_text
@@ -66,6 +71,7 @@ class Settings:
     overhead_documents: int = 2000
     plan_files: int = 100_000
     rounds: int = 3  # rounds of the bare, naive and pipeline phases; the best round is kept
+    pipeline_rerun: bool = True  # also the pipeline sampling anew (besides on recorded answers)
     omp_threads: int | None = 1  # OMP_NUM_THREADS for the engines (None: leave the environment)
     spark_rounds: int = 2
     tiny_model: bool = True  # False: the config's own model (e.g. conf/gpu.yaml on a GPU)
@@ -113,10 +119,12 @@ def bench_config(settings: Settings) -> Config:
 
 
 def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Document],
-                  naive_batch_docs: int, rounds: int) -> tuple[list[PhaseResult], list]:
-    """Warm-up and recording, then `rounds` rounds of bare, naive and pipeline (order rotated
-    each round) on one `VLLMEngine`; each phase's best round is kept (interference from other
-    work on the machine only ever slows a phase down), all rounds are in its notes.
+                  naive_batch_docs: int, rounds: int, rerun: bool = True
+                  ) -> tuple[list[PhaseResult], list]:
+    """Warm-up and recording, then `rounds` rounds of bare, naive, the pipeline on the recorded
+    answers and (`rerun`) the pipeline sampling anew, order rotated each round, on one
+    `VLLMEngine`; each phase's best round is kept (interference from other work on the machine
+    only ever slows a phase down), all rounds are in its notes.
     Returns the phases and the recorded requests."""
     llm = engine._get_llm()  # built here: build time is not part of any phase
     tracker = StepTracker().install(llm)
@@ -141,10 +149,13 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
         recording.notes["block_size"] = block
         bodies = [("bare engine", bare_body(requests)),
                   ("naive per-stage", naive_body(requests, naive_batch_docs)),
-                  ("pipeline", pipeline_body(cfg, docs))]
+                  (bench_report.REPLAY, replay_body(cfg, docs, requests,
+                                                    recorded[-1].completions))]
+        if rerun:
+            bodies.append((bench_report.PIPELINE, pipeline_body(cfg, docs)))
         runs: dict[str, list[PhaseResult]] = {name: [] for name, _ in bodies}
         for r in range(rounds):
-            for name, body in bodies[r % 3:] + bodies[:r % 3]:
+            for name, body in bodies[r % len(bodies):] + bodies[:r % len(bodies)]:
                 runs[name].append(run(name, body))
     finally:
         tracker.remove()
@@ -214,7 +225,8 @@ def run_bench(settings: Settings) -> dict:
     results["planning"] = planning(settings.plan_files)
     engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
     results["documents"] = document_facts(engine, docs, cfg)
-    phases, requests = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds)
+    phases, requests = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds,
+                                     settings.pipeline_rerun)
     if settings.sweep:
         results["concurrency"] = bench_sweep.concurrency_sweep(engine, engine._get_llm(), requests)
     results["machine"]["affinity_after_engine"] = sorted(os.sched_getaffinity(0))
@@ -224,7 +236,7 @@ def run_bench(settings: Settings) -> dict:
 
         unit_docs = settings.spark_unit_docs or max(1, (len(docs) + 1) // 2)
         with tempfile.TemporaryDirectory(prefix="mga-bench-spark-") as tmp:
-            phases.insert(3, spark_phase(cfg, docs, warmup, Path(tmp), unit_docs,
+            phases.insert(len(phases) - 1, spark_phase(cfg, docs, warmup, Path(tmp), unit_docs,
                                          settings.spark_rounds))
     results["phases"] = [p.to_dict() for p in phases]
     if settings.simulation:
@@ -246,6 +258,7 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
             "overhead_documents": settings.overhead_documents,
             "plan_files": settings.plan_files, "spark": settings.spark,
             "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
+            "pipeline_rerun": settings.pipeline_rerun,
             "tiny_model": settings.tiny_model,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 

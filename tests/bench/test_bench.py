@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from mga_spark.bench import overhead as bench_overhead
 from mga_spark.bench import plan as bench_plan
 from mga_spark.bench import results as bench_report
 from mga_spark.bench.phases import (
+    RecordedAnswers,
     Recorder,
     StepTracker,
     bare_body,
     measure,
     naive_body,
     pipeline_body,
+    replay_body,
     stage_of,
 )
 from mga_spark.bench.run import best_of, engine_phases, varied_documents
@@ -32,11 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "conf" / "demo.yaml"
 
 
+def recording(docs):
+    """Our pipeline on the fake engine, recorded as the bench records it."""
+    return measure("rec", FakeEngine(scripted()), StepTracker(), len(docs),
+                   pipeline_body(make_config(), docs))
+
+
 def recorded_requests(docs):
     """Requests our pipeline sends on the fake engine, as the bench records them."""
-    engine = FakeEngine(scripted())
-    result, recorder = measure("rec", engine, StepTracker(), len(docs),
-                               pipeline_body(make_config(), docs))
+    result, recorder = recording(docs)
     return result, recorder.requests
 
 
@@ -86,6 +93,37 @@ def test_bare_and_naive_replay_the_same_requests():
         body(Recorder(engine, {}))
         assert sorted(r.id.split("\x1f", 1)[1] for r in engine.sent) == sorted(
             r.id for r in requests)
+
+
+def test_the_pipeline_on_recorded_answers_sends_exactly_the_recorded_requests():
+    docs = varied_documents(5, seed=2)
+    result, recorder = recording(docs)
+    # an engine whose own answers would fail every GA parse: the pipeline sees only the
+    # recorded answers, so it sends what the recording sent and reaches the same outcome
+    engine = FakeEngine(lambda r: "not json")
+    notes = replay_body(make_config(), docs, recorder.requests, recorder.completions)(
+        Recorder(engine, {}))
+    def key(r):  # the id without the pipeline's nonce, and everything else of the request
+        return str((r.id.split("\x1f")[-4:], replace(r, id="")))
+
+    assert sorted(map(key, engine.sent)) == sorted(map(key, recorder.requests))
+    assert notes["requests_as_recorded"] == f"{len(engine.sent)}/{len(recorder.requests)}"
+    assert {k: notes[k] for k in ("rows", "accepted", "rejected", "chunks")} == {
+        k: result.notes[k] for k in ("rows", "accepted", "rejected", "chunks")}
+    assert result.notes["accepted"] > 0  # on "not json" answers the pipeline would accept none
+
+
+def test_the_replay_refuses_a_request_the_recording_does_not_hold():
+    docs = varied_documents(2, seed=5)
+    _, recorder = recording(docs)
+    answers = RecordedAnswers(FakeEngine(lambda r: "ok"), recorder.requests, recorder.completions)
+    first = recorder.requests[0]
+    with pytest.raises(ValueError, match="not in the recording"):
+        answers.submit(replace(first, id=first.id + "7"))
+    with pytest.raises(ValueError, match="differs from the recording"):
+        answers.submit(replace(first, max_tokens=first.max_tokens + 1))
+    answers.submit(first)
+    assert [c.text for c in answers.poll()] == [recorder.completions[first.id].text]
 
 
 def test_naive_drains_each_stage_of_a_batch_before_the_next():
@@ -192,6 +230,20 @@ def test_real_model_report_holds_the_real_goals_and_requests_in_flight():
                                for p in results["phases"]]})
 
 
+def test_the_goals_are_judged_on_the_pipeline_on_recorded_answers_when_run():
+    def phase(name: str, tok_s: float) -> dict:
+        return {"name": name, "output_tok_s": tok_s, "docs_s": tok_s / 100, "requests": {},
+                "cache_hit_rewrite_judge": 0.5, "notes": {}}
+
+    results = {"settings": {"tiny_model": False},
+               "phases": [phase("bare engine", 100), phase("naive per-stage", 97),
+                          phase("pipeline (recorded answers)", 98), phase("pipeline", 80)]}
+    rows = {t: (v, ok) for t, v, ok in bench_report.targets(results)}
+    measured, verdict = rows["pipeline >= 0.95 x bare engine output tok/s"]
+    assert verdict == "met" and measured.startswith("0.980 x") and "recorded answers" in measured
+    assert rows["pipeline >= 1.0 x naive per-stage (output tok/s)"][1] == "met"
+
+
 def test_bench_command_is_registered():
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0 and "--plan-files" in result.output
@@ -206,7 +258,11 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
                                      rounds=1)
     assert "step" not in vllm_engine._get_llm().llm_engine.__dict__  # the tracker is removed
     names = [p.name for p in phases]
-    assert names == ["bare engine", "naive per-stage", "pipeline", "pipeline (recording run)"]
+    assert names == ["bare engine", "naive per-stage", "pipeline (recorded answers)", "pipeline",
+                     "pipeline (recording run)"]
+    replay = phases[2]  # the recorded requests, each generated anew by the real engine
+    assert replay.notes["requests_as_recorded"] == f"{len(requests)}/{len(requests)}"
+    assert replay.requests == phases[-1].requests
     for p in phases:
         assert p.output_tokens > 0 and p.prompt_tokens > 0 and p.requests["ga"] >= 2
         assert p.notes["prefix_cache_reset"] is True

@@ -188,6 +188,9 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           only_simulation: Annotated[bool, typer.Option(
               help="only the scheduler SIMULATION, added to the existing results files")]
           = False,
+          recording: Annotated[Path | None, typer.Option(
+              help="request lengths the SIMULATION replays (a bench's recording.json); "
+              "default: bench/recording-small.json")] = None,
           scale: Annotated[bool, typer.Option(
               "--scale", help="instead: the dry engine end to end on local Spark at growing "
               "sizes; writes scale.md / scale.json")] = False,
@@ -216,7 +219,8 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,
                                          pipeline_rerun=pipeline_rerun,
-                                         only_simulation=only_simulation)))
+                                         only_simulation=only_simulation,
+                                         **({"recording": recording} if recording else {}))))
 
 
 @app.command("make-tiny-model")

@@ -7,7 +7,9 @@ Two kinds of secret are found:
   `pwd`, `spark.hadoop.fs.s3a.secret.key` (but not `max_tokens` or `tokenizer`);
 - credentials inside URIs, in any string: the user info of `scheme://user:password@host/...` and
   the values of secret query parameters (`X-Amz-Signature`, `X-Amz-Credential`,
-  `X-Amz-Security-Token`, `sig`, `token`, ...), as presigned URLs carry them.
+  `X-Amz-Security-Token`, `sig`, `token`, ...), as presigned URLs carry them;
+- the value of a `KEY=VALUE` setting with a secret KEY (`redact_setting`: `--set` overrides and
+  command-line words, as the bench records them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ def redact_text(text: str) -> str:
             lambda m: f"{m['lead']}{m['name']}={MASK}" if is_secret_key(m["name"]) and m["value"]
             else m[0], text)
     return text
+
+
+def redact_setting(text: str) -> str:
+    """A `KEY=VALUE` word (a `--set` override, a `--hf-token=...` argument) with the value masked
+    when KEY is a secret key name (`model.engine_args.api_key=...`); otherwise `redact_text`."""
+    key, sep, value = text.partition("=")
+    if sep and value and is_secret_key(key):
+        return f"{key}={MASK}"
+    return redact_text(text)
 
 
 def redact(obj: Any) -> Any:

@@ -107,3 +107,21 @@ def bench_results(machine: dict) -> dict:
 def test_the_model_column_never_carries_uri_credentials(text: str) -> None:
     name = VLLMEngine({"model": text}).model_name
     assert URI_PASSWORD not in name and SIGNATURE not in name and "***" in name
+
+
+def test_secret_settings_on_the_command_line_never_reach_the_bench_files(
+        tmp_path: Path, monkeypatch) -> None:
+    from mga_spark.bench import record
+    from mga_spark.bench.run import Settings, _settings
+
+    overrides = (f"model.engine_args.api_key={API_KEY}", f"model.engine_args.hfToken={HF_TOKEN}",
+                 f'input.paths=["s3a://{CREDENTIAL}:{URI_PASSWORD}@bucket/in"]',
+                 "rewrite.max_tokens=320")
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/mga-spark", "bench", "--hf-token=" + HF_TOKEN,
+                                      *(w for o in overrides for w in ("--set", o))])
+    cfg = make_config()
+    written = str(_settings(Settings(overrides=overrides), cfg, 16)) + str(
+        record.header(cfg, Path("c.yaml"), list(overrides), 3, 0))
+    assert not [s for s in SECRETS if s in written], written
+    assert "rewrite.max_tokens=320" in written and "model.engine_args.api_key=***" in written
+    assert "--hf-token=***" in written and "s3a://***@bucket/in" in written

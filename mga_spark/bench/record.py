@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mga_spark.bench.phases import StepTracker, measure
 from mga_spark.engine.base import Completion, Request
+from mga_spark.redaction import redact_setting
 
 log = logging.getLogger(__name__)
 DOCUMENT = re.compile(r"<document>\n(.*?)\n</document>", re.S)
@@ -88,6 +89,19 @@ def incremental_body(cfg, docs, write, every_s: float = 30.0):
     return body
 
 
+def header(cfg, config: Path, overrides: list[str], documents: int, seed: int,
+           by: str = "bench.record") -> dict:
+    """What a recording file says about the run it comes from."""
+    return {"what": f"per-request lengths from one pipeline run ({by}); lengths only",
+            "model": Path(str(cfg.model.engine_args["model"])).name, "config": str(config),
+            "overrides": [redact_setting(o) for o in overrides], "documents_asked": documents,
+            "seed": seed,
+            "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,
+                           "judge": cfg.judge.max_tokens},
+            "max_inflight_docs": cfg.pipeline.max_inflight_docs,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
 def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | None = None,
            out_path: Path | None = None) -> dict:
     from mga_spark.bench.run import varied_documents
@@ -99,13 +113,7 @@ def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | N
     tracker = StepTracker().install(engine._get_llm())
     docs = varied_documents(documents, seed)
     started = time.perf_counter()
-    head = {"what": "per-request lengths from one pipeline run (bench.record); lengths only",
-            "model": Path(str(cfg.model.engine_args["model"])).name, "config": str(config),
-            "overrides": overrides or [], "documents_asked": len(docs), "seed": seed,
-            "max_tokens": {"ga": cfg.ga.max_tokens, "rewrite": cfg.rewrite.max_tokens,
-                           "judge": cfg.judge.max_tokens},
-            "max_inflight_docs": cfg.pipeline.max_inflight_docs,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    head = header(cfg, config, overrides or [], len(docs), seed)
 
     def write(recorder, closed: set[str]) -> None:
         if out_path is None:

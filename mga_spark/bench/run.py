@@ -36,6 +36,7 @@ from pathlib import Path
 from mga_spark.bench import overhead as bench_overhead
 from mga_spark.bench import plan as bench_plan
 from mga_spark.bench import prefix as bench_prefix
+from mga_spark.bench import record as bench_record
 from mga_spark.bench import results as bench_report
 from mga_spark.bench import simcases
 from mga_spark.bench import sweep as bench_sweep
@@ -49,7 +50,7 @@ from mga_spark.bench.phases import (
     replay_body,
 )
 from mga_spark.config import Config, load_config
-from mga_spark.redaction import redact, redact_text
+from mga_spark.redaction import redact, redact_setting
 from mga_spark.schema import Document
 from mga_spark.tools.demo import ensure_tiny_model, sample_records
 
@@ -125,7 +126,7 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
     answers and (`rerun`) the pipeline sampling anew, order rotated each round, on one
     `VLLMEngine`; each phase's best round is kept (interference from other work on the machine
     only ever slows a phase down), all rounds are in its notes.
-    Returns the phases and the recorded requests."""
+    Returns the phases and the recording run's `Recorder` (its requests and completions)."""
     llm = engine._get_llm()  # built here: build time is not part of any phase
     tracker = StepTracker().install(llm)
     recorded: list = []
@@ -159,7 +160,7 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
                 runs[name].append(run(name, body))
     finally:
         tracker.remove()
-    return [best_of(results) for results in runs.values()] + [recording], requests
+    return [best_of(results) for results in runs.values()] + [recording], recorded[1]
 
 
 def best_of(results: list[PhaseResult]) -> PhaseResult:
@@ -225,10 +226,12 @@ def run_bench(settings: Settings) -> dict:
     results["planning"] = planning(settings.plan_files)
     engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
     results["documents"] = document_facts(engine, docs, cfg)
-    phases, requests = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds,
+    phases, recorder = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds,
                                      settings.pipeline_rerun)
+    write_recording(settings, cfg, recorder, engine.count_tokens)
     if settings.sweep:
-        results["concurrency"] = bench_sweep.concurrency_sweep(engine, engine._get_llm(), requests)
+        results["concurrency"] = bench_sweep.concurrency_sweep(engine, engine._get_llm(),
+                                                               recorder.requests)
     results["machine"]["affinity_after_engine"] = sorted(os.sched_getaffinity(0))
     engine.shutdown()  # the Spark phase's engine lives in the Spark Python worker
     if settings.spark:
@@ -246,8 +249,22 @@ def run_bench(settings: Settings) -> dict:
     return results
 
 
+def write_recording(settings: Settings, cfg: Config, recorder, count_tokens) -> Path:
+    """The recording run's per-request lengths (no text) as `recording.json` in the output
+    directory, the file `bench.sim` replays (`--recording`)."""
+    docs = bench_record.recording(recorder.requests, recorder.completions, count_tokens)
+    out = {**bench_record.header(cfg, settings.config, list(settings.overrides),
+                                 settings.documents, settings.seed, by="mga-spark bench"),
+           "languages": list(settings.languages), "documents": len(docs), "complete": True,
+           "docs": docs}
+    path = settings.out_dir / "recording.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return path
+
+
 def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
-    return {"command": _command(), "overrides": [redact_text(o) for o in settings.overrides],
+    return {"command": _command(), "overrides": [redact_setting(o) for o in settings.overrides],
             "documents": settings.documents,
             "warmup_documents": settings.warmup_documents, "languages": list(settings.languages),
             "seed": settings.seed, "config": str(settings.config),
@@ -267,7 +284,7 @@ def _command() -> str:
     """How this bench was started, as the user typed it (redacted)."""
     if Path(sys.argv[0]).name != "mga-spark":
         return "mga-spark bench"
-    return redact_text(shlex.join(["mga-spark", *sys.argv[1:]]))
+    return shlex.join(["mga-spark", *map(redact_setting, sys.argv[1:])])
 
 
 def document_facts(engine, docs: list[Document], cfg: Config) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 from mga_spark.config import load_config
 from mga_spark.engine.base import Request, run_all
 from mga_spark.prompts import load_prompts
+from mga_spark.redaction import redact_setting
 from mga_spark.schema import Audience, GAPair, Genre
 from mga_spark.tools.demo import sample_records
 
@@ -128,8 +129,8 @@ def run(config: Path, documents: int, rounds: int, speculative: dict,
                 env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads)}
                 subprocess.run(cmd, check=True, env=env)
                 runs.append({"variant": variant, "round": r + 1, **json.loads(out.read_text())})
-    return {**summary(runs, config, documents, len(requests)), "overrides": list(overrides),
-            "OMP_NUM_THREADS": omp_threads}
+    return {**summary(runs, config, documents, len(requests)),
+            "overrides": [redact_setting(o) for o in overrides], "OMP_NUM_THREADS": omp_threads}
 
 
 def summary(runs: list[dict], config: Path, documents: int, requests: int) -> dict:

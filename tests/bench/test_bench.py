@@ -113,6 +113,25 @@ def test_the_pipeline_on_recorded_answers_sends_exactly_the_recorded_requests():
     assert result.notes["accepted"] > 0  # on "not json" answers the pipeline would accept none
 
 
+def test_the_bench_writes_its_recording_for_the_simulation(tmp_path):
+    from mga_spark.bench import sim, simcases
+    from mga_spark.bench.run import Settings, write_recording
+
+    docs = varied_documents(3, seed=9)
+    result, recorder = recording(docs)
+    settings = Settings(config=DEMO, out_dir=tmp_path, documents=3, seed=9,
+                        overrides=("model.engine_args.api_key=sk-secret123",))
+    path = write_recording(settings, make_config(), recorder, lambda t: len(t.split()))
+    text = path.read_text()
+    assert "sk-secret123" not in text and "Source" not in text  # lengths only, redacted
+    saved = simcases.load_recording(path)
+    assert saved["documents"] == 3 and saved["complete"] is True
+    kept = [r for d in saved["docs"] for c in d["chunks"] for r in c["requests"]]
+    assert len(kept) == len(recorder.requests)
+    assert sum(r["stage"] == "judge" for r in kept) == result.requests["judge"]
+    assert len(sim.graph(saved, documents=6)) > len(kept)  # the simulation replays it
+
+
 def test_the_replay_refuses_a_request_the_recording_does_not_hold():
     docs = varied_documents(2, seed=5)
     _, recorder = recording(docs)
@@ -254,8 +273,9 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
     cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",
                              "rewrite.max_tokens=32", "judge.max_tokens=48"])
     docs = varied_documents(2, seed=7)
-    phases, requests = engine_phases(cfg, vllm_engine, docs, docs[:1], naive_batch_docs=1,
+    phases, recorder = engine_phases(cfg, vllm_engine, docs, docs[:1], naive_batch_docs=1,
                                      rounds=1)
+    requests = recorder.requests
     assert "step" not in vllm_engine._get_llm().llm_engine.__dict__  # the tracker is removed
     names = [p.name for p in phases]
     assert names == ["bare engine", "naive per-stage", "pipeline (recorded answers)", "pipeline",

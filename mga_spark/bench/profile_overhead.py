@@ -9,7 +9,8 @@ untimed, then timed with every prompt encoded whole and with the document prefix
 per chunk (the engine's default), in the order whole, prefix, prefix, whole in one process; once
 under cProfile. Prints documents per CPU-second of each, the top functions by own time, and the
 encoding CPU alone (`encoding_split`: the prompts of 200 documents encoded whole vs through the
-prefix cache, and whether the ids are the same).
+prefix cache, and whether the ids are the same), and the least any engine fed text must encode
+(`encoding_floor`: each chunk's document and each judged rewrite, once).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import cProfile
 import io
 import json
 import pstats
+import re
 import statistics
 import time
 from dataclasses import asdict
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from mga_spark.bench import overhead as bench_overhead
+from mga_spark.bench.phases import doc_of
+from mga_spark.bench.record import DOCUMENT
 from mga_spark.engine.base import Request
 from mga_spark.engine.prompt_ids import PromptEncoder
 from mga_spark.schema import Document
@@ -68,6 +72,36 @@ def encoding_split(tokenizer: Any, requests: list[Request]) -> dict:
     if out["encode_whole_cpu_s"]:
         out["encode_ratio"] = round(out["encode_prefix_once_cpu_s"] / out["encode_whole_cpu_s"], 3)
     return out
+
+
+REWRITE = re.compile(r"<rewrite>\n(.*?)\n</rewrite>", re.S)
+
+
+def encoding_floor(tokenizer: Any, requests: list[Request]) -> dict:
+    """The text these prompts bring in for the first time, encoded once each: every chunk's
+    document block and every judged rewrite (the task texts and chat template taken as free).
+    What an engine given text must tokenize at the least; its CPU per document bounds the
+    documents per CPU-second of any encoding scheme, next to the prompts' encoding through the
+    engine's PromptEncoder."""
+    texts = {found.group(1) for r in requests for m in r.messages
+             for found in (DOCUMENT.search(str(m.get("content", ""))),
+                           REWRITE.search(str(m.get("content", "")))) if found}
+    documents = len({doc_of(r.id) for r in requests})
+    started = time.process_time()
+    tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in texts)
+    floor = time.process_time() - started
+    encoder = PromptEncoder(tokenizer)
+    prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False,
+                                             add_generation_prompt=True) for r in requests]
+    started = time.process_time()
+    prompt_tokens = sum(len(encoder.encode(p)) for p in prompts)
+    full = time.process_time() - started
+    return {"documents": documents, "texts": len(texts), "text_tokens": tokens,
+            "prompt_tokens": prompt_tokens,
+            "floor_cpu_ms_per_document": round(1000 * floor / documents, 3),
+            "floor_max_documents_per_cpu_s": round(documents / floor, 1) if floor else None,
+            "prompts_cpu_ms_per_document": round(1000 * full / documents, 3),
+            "text_tokens_per_cpu_s": round(tokens / floor) if floor else None}
 
 
 class KeepRequests(bench_overhead.InstantEngine):
@@ -128,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     keep = KeepRequests(cfg.ga.num_pairs, tokenizer)
     list(Pipeline(cfg, keep, load_prompts()).run(corpus[:200]))  # the pipeline's request order
     print(json.dumps({"encoding_split_200_documents": encoding_split(tokenizer, keep.sent)}))
+    print(json.dumps({"encoding_floor_200_documents": encoding_floor(tokenizer, keep.sent)}))
 
 
 if __name__ == "__main__":

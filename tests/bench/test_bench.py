@@ -191,6 +191,12 @@ def test_profile_overhead_compares_whole_and_prefix_once_encoding(tiny_model_dir
                  if "encoding_split_200_documents" in line)
     assert split["identical_ids"] == f"{split['prompts']}/{split['prompts']}"
     assert split["prefix_once_stats"]["hits"] > 0
+    floor = next(line["encoding_floor_200_documents"] for line in lines
+                 if "encoding_floor_200_documents" in line)
+    # 6 documents, each chunk's text and its judged rewrites (1 + 5 per chunk: all accepted)
+    assert floor["documents"] == 6 and floor["texts"] >= 6 * 6
+    assert 0 < floor["text_tokens"] < floor["prompt_tokens"]
+    assert 0 < floor["floor_cpu_ms_per_document"] < floor["prompts_cpu_ms_per_document"]
 
 
 def test_planning_many_small_files(tmp_path):

@@ -42,6 +42,7 @@ from mga_spark.bench import simcases
 from mga_spark.bench import sweep as bench_sweep
 from mga_spark.bench.phases import (
     PhaseResult,
+    Recorder,
     StepTracker,
     bare_body,
     measure,
@@ -121,7 +122,7 @@ def bench_config(settings: Settings) -> Config:
 
 def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Document],
                   naive_batch_docs: int, rounds: int, rerun: bool = True
-                  ) -> tuple[list[PhaseResult], list]:
+                  ) -> tuple[list[PhaseResult], Recorder]:
     """Warm-up and recording, then `rounds` rounds of bare, naive, the pipeline on the recorded
     answers and (`rerun`) the pipeline sampling anew, order rotated each round, on one
     `VLLMEngine`; each phase's best round is kept (interference from other work on the machine
@@ -143,15 +144,15 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
     try:
         run("warm-up", pipeline_body(cfg, warmup))
         recording = run("pipeline (recording run)", pipeline_body(cfg, docs))
-        requests = recorded[-1].requests
+        kept = recorded[-1]  # the recording run's requests and answers
+        requests = kept.requests
         block = llm.llm_engine.vllm_config.cache_config.block_size
         recording.notes["reusable_rewrite_judge_by_block_size"] = bench_prefix.reusable_share(
             requests, llm.get_tokenizer(), sorted({block, 16}))
         recording.notes["block_size"] = block
         bodies = [("bare engine", bare_body(requests)),
                   ("naive per-stage", naive_body(requests, naive_batch_docs)),
-                  (bench_report.REPLAY, replay_body(cfg, docs, requests,
-                                                    recorded[-1].completions))]
+                  (bench_report.REPLAY, replay_body(cfg, docs, requests, kept.completions))]
         if rerun:
             bodies.append((bench_report.PIPELINE, pipeline_body(cfg, docs)))
         runs: dict[str, list[PhaseResult]] = {name: [] for name, _ in bodies}
@@ -160,7 +161,7 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
                 runs[name].append(run(name, body))
     finally:
         tracker.remove()
-    return [best_of(results) for results in runs.values()] + [recording], recorded[1]
+    return [best_of(results) for results in runs.values()] + [recording], kept
 
 
 def best_of(results: list[PhaseResult]) -> PhaseResult:
@@ -239,8 +240,8 @@ def run_bench(settings: Settings) -> dict:
 
         unit_docs = settings.spark_unit_docs or max(1, (len(docs) + 1) // 2)
         with tempfile.TemporaryDirectory(prefix="mga-bench-spark-") as tmp:
-            phases.insert(len(phases) - 1, spark_phase(cfg, docs, warmup, Path(tmp), unit_docs,
-                                         settings.spark_rounds))
+            phases.insert(len(phases) - 1, spark_phase(cfg, docs, warmup, Path(tmp),
+                                                       unit_docs, settings.spark_rounds))
     results["phases"] = [p.to_dict() for p in phases]
     if settings.simulation:
         results["simulation"] = simulation(settings)

@@ -182,6 +182,9 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
           rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
           pipeline_rerun: Annotated[bool, typer.Option(
               help="also the pipeline sampling anew (besides on the recorded answers)")] = True,
+          exact_lengths: Annotated[bool, typer.Option(
+              help="bare, naive and the replayed pipeline generate each request's recorded "
+              "output length (no grammar): the schedulers compared on the same tokens")] = False,
           omp_threads: Annotated[int, typer.Option(
               help="OMP_NUM_THREADS for the engines (one engine per core on the CPU: 1)")] = 1,
           sweep: Annotated[bool, typer.Option(help="engine tok/s at fixed concurrency")] = True,
@@ -219,6 +222,7 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
                                          spark=spark, plan_files=plan_files,
                                          tiny_model=tiny_model, rounds=rounds, sweep=sweep,
                                          pipeline_rerun=pipeline_rerun,
+                                         exact_lengths=exact_lengths,
                                          only_simulation=only_simulation,
                                          **({"recording": recording} if recording else {}))))
 

@@ -243,8 +243,21 @@ def pipeline_body(cfg: Config, docs: list[Document]) -> Callable[[Recorder], dic
 
 def replayed(requests: Iterable[Request], phase: str) -> list[Request]:
     """The same requests under ids of their own (phase prefix; stage parsing still works)."""
-    return [Request(f"{phase}\x1f{r.id}", r.messages, r.max_tokens, r.temperature, r.top_p,
-                    r.json_schema, r.seed) for r in requests]
+    return [replace(r, id=f"{phase}\x1f{r.id}") for r in requests]
+
+
+def exact_length(request: Request, answer: Completion) -> Request:
+    """`request` made to generate exactly its recorded answer's length: max_tokens = min_tokens
+    = that length, and no grammar (a grammar would end the answer before min_tokens or be
+    forced past its end). Every phase of an exact replay sends these, so every phase decodes
+    the same number of tokens per request."""
+    n = max(1, answer.output_tokens)
+    return replace(request, max_tokens=n, min_tokens=n, json_schema=None)
+
+
+def exact_lengths(requests: Iterable[Request], completions: dict[str, Completion]
+                  ) -> list[Request]:
+    return [exact_length(r, completions[r.id]) for r in requests if r.id in completions]
 
 
 class RecordedAnswers:
@@ -257,13 +270,15 @@ class RecordedAnswers:
     prompts or settings, raises: the replay would no longer be the recorded workload."""
 
     def __init__(self, inner: Engine, requests: Iterable[Request],
-                 completions: dict[str, Completion], phase: str = "replay") -> None:
+                 completions: dict[str, Completion], phase: str = "replay",
+                 exact: bool = False) -> None:
         self.inner = inner
         self.model_name = inner.model_name
         # by (document, chunk, stage, pair): a pipeline's request ids start with a nonce of its own
         self.recorded = {_key(r.id): r for r in requests}
         self.answers = {_key(rid): c for rid, c in completions.items()}
         self.phase = phase
+        self.exact = exact  # send `exact_length` requests (the recorded output lengths)
         self.sent = 0
 
     def submit(self, request: Request) -> None:
@@ -272,6 +287,8 @@ class RecordedAnswers:
             raise ValueError(f"{request.id!r}: {'not in' if recorded is None else 'differs from'}"
                              " the recording; the replay would not be the recorded workload")
         self.sent += 1
+        if self.exact:
+            request = exact_length(request, self.answers[_key(request.id)])
         self.inner.submit(replayed([request], self.phase)[0])
 
     def poll(self) -> list[Completion]:
@@ -301,13 +318,14 @@ def _key(request_id: str) -> tuple[str, ...]:
 
 
 def replay_body(cfg: Config, docs: list[Document], requests: list[Request],
-                completions: dict[str, Completion]) -> Callable[[Recorder], dict]:
+                completions: dict[str, Completion], exact: bool = False
+                ) -> Callable[[Recorder], dict]:
     """Our pipeline on the recording's answers (`RecordedAnswers`): the recorded requests, sent
-    as the pipeline's stage flow releases them."""
+    as the pipeline's stage flow releases them (`exact`: at their recorded output lengths)."""
     run = pipeline_body(cfg, docs)
 
     def body(engine: Recorder) -> dict:
-        answers = RecordedAnswers(engine, requests, completions)
+        answers = RecordedAnswers(engine, requests, completions, exact=exact)
         notes = run(answers)
         return {**notes, "requests_as_recorded": f"{answers.sent}/{len(answers.recorded)}"}
 

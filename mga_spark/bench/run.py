@@ -45,6 +45,7 @@ from mga_spark.bench.phases import (
     Recorder,
     StepTracker,
     bare_body,
+    exact_lengths,
     measure,
     naive_body,
     pipeline_body,
@@ -74,6 +75,7 @@ class Settings:
     plan_files: int = 100_000
     rounds: int = 3  # rounds of the bare, naive and pipeline phases; the best round is kept
     pipeline_rerun: bool = True  # also the pipeline sampling anew (besides on recorded answers)
+    exact_lengths: bool = False  # bare, naive and replay at the recorded output lengths
     omp_threads: int | None = 1  # OMP_NUM_THREADS for the engines (None: leave the environment)
     spark_rounds: int = 2
     tiny_model: bool = True  # False: the config's own model (e.g. conf/gpu.yaml on a GPU)
@@ -121,12 +123,14 @@ def bench_config(settings: Settings) -> Config:
 
 
 def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Document],
-                  naive_batch_docs: int, rounds: int, rerun: bool = True
-                  ) -> tuple[list[PhaseResult], Recorder]:
+                  naive_batch_docs: int, rounds: int, rerun: bool = True,
+                  exact: bool = False) -> tuple[list[PhaseResult], Recorder]:
     """Warm-up and recording, then `rounds` rounds of bare, naive, the pipeline on the recorded
     answers and (`rerun`) the pipeline sampling anew, order rotated each round, on one
     `VLLMEngine`; each phase's best round is kept (interference from other work on the machine
-    only ever slows a phase down), all rounds are in its notes.
+    only ever slows a phase down), all rounds are in its notes. `exact`: bare, naive and the
+    replay send each request at its recorded output length (`phases.exact_length`), so the
+    three decode the same tokens and differ in scheduling alone.
     Returns the phases and the recording run's `Recorder` (its requests and completions)."""
     llm = engine._get_llm()  # built here: build time is not part of any phase
     tracker = StepTracker().install(llm)
@@ -150,9 +154,11 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
         recording.notes["reusable_rewrite_judge_by_block_size"] = bench_prefix.reusable_share(
             requests, llm.get_tokenizer(), sorted({block, 16}))
         recording.notes["block_size"] = block
-        bodies = [("bare engine", bare_body(requests)),
-                  ("naive per-stage", naive_body(requests, naive_batch_docs)),
-                  (bench_report.REPLAY, replay_body(cfg, docs, requests, kept.completions))]
+        sent = exact_lengths(requests, kept.completions) if exact else requests
+        bodies = [("bare engine", bare_body(sent)),
+                  ("naive per-stage", naive_body(sent, naive_batch_docs)),
+                  (bench_report.REPLAY, replay_body(cfg, docs, requests, kept.completions,
+                                                    exact))]
         if rerun:
             bodies.append((bench_report.PIPELINE, pipeline_body(cfg, docs)))
         runs: dict[str, list[PhaseResult]] = {name: [] for name, _ in bodies}
@@ -228,7 +234,7 @@ def run_bench(settings: Settings) -> dict:
     engine = VLLMEngine(cfg.model.engine_args, cfg.model.device)
     results["documents"] = document_facts(engine, docs, cfg)
     phases, recorder = engine_phases(cfg, engine, docs, warmup, naive_batch, settings.rounds,
-                                     settings.pipeline_rerun)
+                                     settings.pipeline_rerun, settings.exact_lengths)
     write_recording(settings, cfg, recorder, engine.count_tokens)
     if settings.sweep:
         results["concurrency"] = bench_sweep.concurrency_sweep(engine, engine._get_llm(),
@@ -276,7 +282,7 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
             "overhead_documents": settings.overhead_documents,
             "plan_files": settings.plan_files, "spark": settings.spark,
             "rounds": settings.rounds, "spark_rounds": settings.spark_rounds,
-            "pipeline_rerun": settings.pipeline_rerun,
+            "pipeline_rerun": settings.pipeline_rerun, "exact_lengths": settings.exact_lengths,
             "tiny_model": settings.tiny_model,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 

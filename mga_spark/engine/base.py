@@ -29,6 +29,7 @@ class Request:
     top_p: float = 0.95
     json_schema: dict | None = None  # structured output (GA and judge stages)
     seed: int | None = None
+    min_tokens: int = 0  # no end of sequence before this many tokens (the bench's exact replay)
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ class VLLMEngine:
         )
         return SamplingParams(
             max_tokens=request.max_tokens,
+            min_tokens=request.min_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed if self._keep_seeds else None,

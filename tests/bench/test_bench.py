@@ -18,6 +18,7 @@ from mga_spark.bench.phases import (
     Recorder,
     StepTracker,
     bare_body,
+    exact_lengths,
     measure,
     naive_body,
     pipeline_body,
@@ -130,6 +131,24 @@ def test_the_bench_writes_its_recording_for_the_simulation(tmp_path):
     assert len(kept) == len(recorder.requests)
     assert sum(r["stage"] == "judge" for r in kept) == result.requests["judge"]
     assert len(sim.graph(saved, documents=6)) > len(kept)  # the simulation replays it
+
+
+def test_an_exact_replay_sends_every_request_at_its_recorded_length():
+    docs = varied_documents(3, seed=10)
+    _, recorder = recording(docs)
+    exact = exact_lengths(recorder.requests, recorder.completions)
+    assert [(r.max_tokens, r.min_tokens, r.json_schema) for r in exact] == [
+        (recorder.completions[r.id].output_tokens,) * 2 + (None,) for r in recorder.requests]
+    assert [r.messages for r in exact] == [r.messages for r in recorder.requests]
+    engine = FakeEngine(lambda r: "not json")
+    replay_body(make_config(), docs, recorder.requests, recorder.completions, exact=True)(
+        Recorder(engine, {}))
+    by_key = {tuple(r.id.split("\x1f")[-4:]): r for r in exact}
+    assert len(engine.sent) == len(exact)
+    for r in engine.sent:  # the pipeline's requests, sent at the recorded lengths
+        want = by_key[tuple(r.id.split("\x1f")[-4:])]
+        assert (r.max_tokens, r.min_tokens, r.json_schema) == (want.max_tokens,
+                                                              want.min_tokens, None)
 
 
 def test_the_replay_refuses_a_request_the_recording_does_not_hold():
@@ -298,6 +317,12 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
         assert 1 <= running["mean_per_step"] <= running["max"] <= sum(p.requests.values())
     bare = next(p for p in phases if p.name == "bare engine")
     assert bare.notes["running_requests"]["max"] > 2  # everything submitted at once
+    # at the recorded lengths the three schedulers decode the very same tokens
+    exact, second = engine_phases(cfg, vllm_engine, docs, docs[:1], naive_batch_docs=1,
+                                  rounds=1, rerun=False, exact=True)
+    assert [p.name for p in exact] == [*names[:3], names[-1]]
+    recorded = sum(max(1, c.output_tokens) for c in second.completions.values())
+    assert [p.output_tokens for p in exact[:3]] == [recorded] * 3
     sweep = concurrency_sweep(vllm_engine, vllm_engine._get_llm(), requests, (1, 4), 0.5)
     assert [s["concurrency"] for s in sweep] == [1, 4] and sweep[1]["output_tok_s"] > 0
     assert not vllm_engine.has_pending()

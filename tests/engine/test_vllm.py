@@ -72,6 +72,18 @@ def test_structured_outputs_match_the_schema(vllm_engine) -> None:
 
 
 @pytest.mark.vllm
+def test_min_tokens_makes_the_engine_generate_exactly_that_many(vllm_engine) -> None:
+    # the tiny model ends some answers early; with min_tokens = max_tokens none may
+    free = run_all(vllm_engine, [Request(f"free-{i}", chat(f"Say {i}"), 40, seed=i)
+                                 for i in range(8)])
+    exact = run_all(vllm_engine, [Request(f"exact-{i}", chat(f"Say {i}"), n, seed=i, min_tokens=n)
+                                  for i, n in enumerate((1, 7, 40, 13, 40, 2, 25, 40))])
+    assert [exact[f"exact-{i}"].output_tokens for i in range(8)] == [1, 7, 40, 13, 40, 2, 25, 40]
+    assert {c.finish_reason for c in exact.values()} == {"length"}
+    assert all(c.output_tokens <= 40 for c in free.values())
+
+
+@pytest.mark.vllm
 def test_prompt_tokens_are_the_chat_template_tokens(vllm_engine, tiny_model_dir) -> None:
     from transformers import AutoTokenizer
 

@@ -82,14 +82,33 @@ class PhaseResult:
                 if self.engine_steps else None}
 
 
-class Recorder:
+class Forwarding:
+    """An Engine in front of `inner`: everything but submit and poll goes straight through."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+
+    def has_pending(self) -> bool:
+        return self.inner.has_pending()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def metrics(self) -> dict[str, float]:
+        return self.inner.metrics()
+
+    def abort_all(self) -> None:
+        self.inner.abort_all()
+
+
+class Recorder(Forwarding):
     """An Engine that forwards to `inner` and records requests and per-stage token counts.
 
     `cached_by_id` is filled by a `StepTracker`."""
 
     def __init__(self, inner: Engine, cached_by_id: dict[str, int]) -> None:
-        self.inner = inner
-        self.model_name = inner.model_name
+        super().__init__(inner)
         self.cached_by_id = cached_by_id
         self.requests: list[Request] = []
         self.completions: dict[str, Completion] = {}
@@ -109,16 +128,7 @@ class Recorder:
             self.completions[c.id] = c
         return done
 
-    def has_pending(self) -> bool:
-        return self.inner.has_pending()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def metrics(self) -> dict[str, float]:
-        return self.inner.metrics()
-
-    def __getattr__(self, name: str) -> Any:  # the rest of the Engine protocol (abort_all)
+    def __getattr__(self, name: str) -> Any:  # anything else the inner engine has
         if name == "inner":  # not set yet (copy, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -260,7 +270,7 @@ def exact_lengths(requests: Iterable[Request], completions: dict[str, Completion
     return [exact_length(r, completions[r.id]) for r in requests if r.id in completions]
 
 
-class RecordedAnswers:
+class RecordedAnswers(Forwarding):
     """An Engine for our pipeline that sends each request on to `inner` as the recording sent it
     and hands back the recorded answer. `inner` generates every request anew, as in the bare and
     naive phases, and its completion times gate what the pipeline sends next; the pipeline sees
@@ -272,8 +282,7 @@ class RecordedAnswers:
     def __init__(self, inner: Engine, requests: Iterable[Request],
                  completions: dict[str, Completion], phase: str = "replay",
                  exact: bool = False) -> None:
-        self.inner = inner
-        self.model_name = inner.model_name
+        super().__init__(inner)
         # by (document, chunk, stage, pair): a pipeline's request ids start with a nonce of its own
         self.recorded = {_key(r.id): r for r in requests}
         self.answers = {_key(rid): c for rid, c in completions.items()}
@@ -299,18 +308,6 @@ class RecordedAnswers:
             done.append(Completion(rid, answer.text, answer.finish_reason, c.prompt_tokens,
                                    c.output_tokens, answer.error))
         return done
-
-    def has_pending(self) -> bool:
-        return self.inner.has_pending()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def metrics(self) -> dict[str, float]:
-        return self.inner.metrics()
-
-    def abort_all(self) -> None:
-        self.inner.abort_all()
 
 
 def _key(request_id: str) -> tuple[str, ...]:

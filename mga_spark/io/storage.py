@@ -104,5 +104,11 @@ def retry(action: Callable[[], T], what: str, attempts: int,
                                    f"after {attempt + 1} attempts") from e
             wait = delay(attempt, start)
             log.warning("%s failed (transient: %s); retrying in %.1fs", what, describe(e), wait)
-            time.sleep(wait)
+            _sleep(wait)
     raise AssertionError("unreachable")
+
+
+def _sleep(seconds: float) -> None:
+    """The backoff's wait. Tests replace this function, never `time.sleep` itself: that is
+    every thread's (a Spark gateway, a moto server), which would spin and fill the list."""
+    time.sleep(seconds)

@@ -22,7 +22,7 @@ from tests.helpers import write
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr(storage.time, "sleep", slept.append)
+    monkeypatch.setattr(storage, "_sleep", slept.append)
     return slept
 
 

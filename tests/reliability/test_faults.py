@@ -61,7 +61,7 @@ def two_units(tmp_path: Path) -> tuple[Config, list[Unit]]:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr(io_storage.time, "sleep", slept.append)
+    monkeypatch.setattr(io_storage, "_sleep", slept.append)
     return slept
 
 

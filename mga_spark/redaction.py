@@ -1,7 +1,7 @@
 """The one redaction of secrets, for everything the project logs or writes: `_run.json`, the engine
 arguments logged on every executor, the bench results.
 
-Two kinds of secret are found:
+Three kinds of secret are found:
 - values under a secret key name, in any case style: `hf_token`, `aws_secret_access_key`,
   `secretKey`, `sessionToken`, `apiKey`, `Authorization`, `connection_string`, `passphrase`,
   `pwd`, `spark.hadoop.fs.s3a.secret.key` (but not `max_tokens` or `tokenizer`);

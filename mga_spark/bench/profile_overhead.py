@@ -53,12 +53,17 @@ def distinct_documents(n: int) -> list[Document]:
                      d.extra) for i, d in enumerate(varied_documents(n, 0))]
 
 
+def rendered(tokenizer: Any, requests: list[Request]) -> list[str]:
+    """The prompts as the engine renders them (chat template, generation prompt)."""
+    return [tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
+            for r in requests]
+
+
 def encoding_split(tokenizer: Any, requests: list[Request]) -> dict:
     """CPU seconds to encode the rendered prompts whole, vs through the engine's PromptEncoder
     (the prefix once per chunk plus each prompt's rest, verifications included); whether the
     ids are the same."""
-    prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False,
-                                             add_generation_prompt=True) for r in requests]
+    prompts = rendered(tokenizer, requests)
     out: dict[str, Any] = {"prompts": len(prompts)}
     ids = {}
     for name, enabled in (("whole", False), ("prefix_once", True)):
@@ -91,8 +96,7 @@ def encoding_floor(tokenizer: Any, requests: list[Request]) -> dict:
     tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in texts)
     floor = time.process_time() - started
     encoder = PromptEncoder(tokenizer)
-    prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False,
-                                             add_generation_prompt=True) for r in requests]
+    prompts = rendered(tokenizer, requests)
     started = time.process_time()
     prompt_tokens = sum(len(encoder.encode(p)) for p in prompts)
     full = time.process_time() - started

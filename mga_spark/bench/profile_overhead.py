@@ -42,7 +42,7 @@ def distinct_documents(n: int) -> list[Document]:
     as in a deduplicated corpus no chunk's text repeats across documents, so the prefix cache
     reuses a prefix only within its own chunk (`corpus_of` cycles 48 texts, whose repeats would
     hit the cache across documents and overstate the saving)."""
-    from mga_spark.bench.run import varied_documents
+    from mga_spark.bench.documents import varied_documents
 
     def tagged(i: int, k: int, part: str) -> str:
         gap = " " if " " in part else ""  # Chinese text stays without spaces

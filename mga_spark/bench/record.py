@@ -104,7 +104,7 @@ def header(cfg, config: Path, overrides: list[str], documents: int, seed: int,
 
 def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | None = None,
            out_path: Path | None = None) -> dict:
-    from mga_spark.bench.run import varied_documents
+    from mga_spark.bench.documents import varied_documents
     from mga_spark.config import load_config
     from mga_spark.engine.vllm import VLLMEngine
 

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import platform
-import random
 import shlex
 import shutil
 import sys
@@ -40,6 +39,7 @@ from mga_spark.bench import record as bench_record
 from mga_spark.bench import results as bench_report
 from mga_spark.bench import simcases
 from mga_spark.bench import sweep as bench_sweep
+from mga_spark.bench.documents import varied_documents, warmup_documents
 from mga_spark.bench.phases import (
     PhaseResult,
     Recorder,
@@ -54,10 +54,9 @@ from mga_spark.bench.phases import (
 from mga_spark.config import Config, load_config
 from mga_spark.redaction import redact, redact_setting
 from mga_spark.schema import Document
-from mga_spark.tools.demo import ensure_tiny_model, sample_records
+from mga_spark.tools.demo import ensure_tiny_model
 
 log = logging.getLogger(__name__)
-SIZES = (1, 3, 1, 6, 2, 1, 4, 1, 8, 2, 1, 3)  # sample texts per bench document: varied lengths
 
 
 @dataclass
@@ -85,32 +84,6 @@ class Settings:
     recording: Path = simcases.RECORDING  # request lengths recorded on the real small model
     sim_documents: int = 1024
     only_simulation: bool = False  # the simulation alone, into the existing results files
-
-
-def varied_documents(n: int, seed: int, prefix: str = "bench",
-                     languages: tuple[str, ...] = ("en", "zh")) -> list[Document]:
-    """`n` documents of 1-8 consecutive sample texts of one language: every fourth Chinese
-    when `languages` has "zh" (and "en"), else all of the one language given."""
-    if not set(languages) <= {"en", "zh"} or not languages:
-        raise ValueError(f"languages: 'en' and/or 'zh', not {languages!r}")
-    records = [r for r in sample_records() if r["lang"] in languages]
-    by_lang = {lang: [r for r in records if r["lang"] == lang] for lang in languages}
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        lang = "zh" if "zh" in languages and (i % 4 == 3 or "en" not in languages) else "en"
-        pool = by_lang[lang]
-        start, size = rng.randrange(len(pool)), SIZES[i % len(SIZES)]
-        parts = [pool[(start + k) % len(pool)] for k in range(size)]
-        text = "\n\n".join(p["text"] for p in parts)
-        docs.append(Document(f"{prefix}-{i:04d}", text, {"topic": parts[0].get("topic")}))
-    return docs
-
-
-def warmup_documents(n: int) -> list[Document]:
-    """Documents unlike the bench set (sentences reversed), for warming the engine up."""
-    docs = varied_documents(n, seed=12345, prefix="warmup")
-    return [Document(d.id, " ".join(reversed(d.text.split(" "))), d.extra) for d in docs]
 
 
 def bench_config(settings: Settings) -> Config:

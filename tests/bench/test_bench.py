@@ -25,7 +25,8 @@ from mga_spark.bench.phases import (
     replay_body,
     stage_of,
 )
-from mga_spark.bench.run import best_of, engine_phases, varied_documents
+from mga_spark.bench.documents import varied_documents
+from mga_spark.bench.run import best_of, engine_phases
 from mga_spark.bench.sweep import concurrency_sweep
 from mga_spark.cli import app
 from mga_spark.config import load_config
@@ -46,26 +47,6 @@ def recorded_requests(docs):
     """Requests our pipeline sends on the fake engine, as the bench records them."""
     result, recorder = recording(docs)
     return result, recorder.requests
-
-
-def test_varied_documents_are_deterministic_and_of_varied_length():
-    docs = varied_documents(12, seed=0)
-    assert [d.text for d in docs] == [d.text for d in varied_documents(12, seed=0)]
-    lengths = sorted(len(d.text) for d in docs)
-    assert lengths[-1] > 4 * lengths[0]
-    assert len({d.id for d in docs}) == 12
-
-
-def test_bench_documents_of_one_language_when_asked():
-    from mga_spark.text.language import detect
-
-    mixed = varied_documents(8, seed=0)
-    english = varied_documents(8, seed=0, languages=("en",))
-    assert [detect(d.text) for d in mixed].count("zh") == 2
-    assert {detect(d.text) for d in english} == {"en"}
-    assert {detect(d.text) for d in varied_documents(3, seed=0, languages=("zh",))} == {"zh"}
-    with pytest.raises(ValueError, match="languages"):
-        varied_documents(2, seed=0, languages=("fr",))
 
 
 def test_bench_config_takes_overrides():

@@ -31,6 +31,14 @@ def varied_documents(n: int, seed: int, prefix: str = "bench",
 
 
 def warmup_documents(n: int) -> list[Document]:
-    """Documents unlike the bench set (sentences reversed), for warming the engine up."""
+    """Documents unlike the bench set (words or sentences reversed), for warming the engine up."""
     docs = varied_documents(n, seed=12345, prefix="warmup")
-    return [Document(d.id, " ".join(reversed(d.text.split(" "))), d.extra) for d in docs]
+    return [Document(d.id, _scrambled(d.text), d.extra) for d in docs]
+
+
+def _scrambled(text: str) -> str:
+    """The words in reverse order; for text without spaces (Chinese), the sentences."""
+    words = text.split(" ")
+    if len(words) > 1:
+        return " ".join(reversed(words))
+    return "。".join(reversed(text.split("。")))

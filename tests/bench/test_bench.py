@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from mga_spark.bench import overhead as bench_overhead
 from mga_spark.bench import plan as bench_plan
 from mga_spark.bench import results as bench_report
+from mga_spark.bench.documents import varied_documents
 from mga_spark.bench.phases import (
     RecordedAnswers,
     Recorder,
@@ -25,7 +26,6 @@ from mga_spark.bench.phases import (
     replay_body,
     stage_of,
 )
-from mga_spark.bench.documents import varied_documents
 from mga_spark.bench.run import best_of, engine_phases
 from mga_spark.bench.sweep import concurrency_sweep
 from mga_spark.cli import app

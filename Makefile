@@ -68,16 +68,18 @@ lint: setup
 demo: setup
 	$(BIN)/mga-spark demo $(DEMO_ARGS)
 
-# Throughput benchmark on the tiny CPU model: writes bench/results.md and bench/results.json.
+# Throughput benchmark on the tiny CPU model (~11 min): writes bench/tiny/results.md and .json.
 bench: setup
-	$(BIN)/mga-spark bench
+	$(BIN)/mga-spark bench --out-dir bench/tiny
 
-# The same phases on the real SmolLM2-135M-Instruct (~45 min on 2 cores): bench/small/results.md.
+# The same phases on the real SmolLM2-135M-Instruct, 24 English documents, every request at its
+# recorded length in bare, naive and the replayed pipeline (~75 min on 2 cores): bench/results.md.
 bench-small: setup
 	$(BIN)/mga-spark make-small-model .cache/small-model
-	$(BIN)/mga-spark bench --config bench/small/config.yaml --no-tiny-model --documents 8 \
-	  --warmup-documents 1 --omp-threads 2 --rounds 1 --no-sweep --no-spark --plan-files 0 \
-	  --out-dir bench/small
+	$(BIN)/mga-spark bench --config bench/small/config.yaml --no-tiny-model --documents 24 \
+	  --languages en --set pipeline.max_inflight_docs=24 --warmup-documents 1 --omp-threads 2 \
+	  --rounds 1 --no-pipeline-rerun --exact-lengths --no-sweep --no-spark --plan-files 0 \
+	  --overhead-documents 0 --out-dir bench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -164,8 +164,9 @@ def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 @app.command()
 def bench(config: Annotated[Path, typer.Option(help="config whose engine args are used")]
           = Path("conf/demo.yaml"),
-          out_dir: Annotated[Path, typer.Option(help="results.md / results.json go here")]
-          = Path("bench"),
+          out_dir: Annotated[Path | None, typer.Option(
+              help="results.md / results.json go here (default: bench/tiny for the tiny "
+              "model, else bench)")] = None,
           documents: Annotated[int, typer.Option(help="bench documents")] = 48,
           warmup_documents: Annotated[int, typer.Option(
               help="documents of the untimed warm-up run")] = 6,
@@ -206,6 +207,9 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
     from mga_spark.bench.run import main as bench_main
 
     logs.setup_logging()
+    if out_dir is None:  # bench/results.md is the real model's; the tiny model's run beside it
+        out_dir = Path("bench/tiny") if tiny_model and not (scale or only_simulation) \
+            else Path("bench")
     if scale:
         from mga_spark.bench.scale import ScaleSettings
         from mga_spark.bench.scale import main as scale_main

@@ -14,7 +14,8 @@ benefits from another's cache:
    of the same documents; `--no-pipeline-rerun` skips it);
 7. our pipeline inside Spark: the real job on local[1] (`bench_spark`).
 Then the non-model overhead (`bench_overhead`) and the driver's planning (`bench_plan`).
-Results go to `bench/results.json` and `bench/results.md`.
+Results go to `results.json` and `results.md` in the output directory (`bench/` for the
+real model, `bench/tiny/` for the tiny one).
 """
 
 from __future__ import annotations

@@ -274,6 +274,20 @@ def test_bench_command_is_registered():
     assert result.exit_code == 0 and "--plan-files" in result.output
 
 
+@pytest.mark.parametrize(("args", "out_dir"), [
+    ([], "bench/tiny"), (["--no-tiny-model"], "bench"), (["--only-simulation"], "bench"),
+    (["--out-dir", "elsewhere"], "elsewhere")])
+def test_bench_writes_the_real_models_run_to_bench_and_the_tiny_models_beside_it(
+        monkeypatch, args, out_dir):
+    from mga_spark.bench import run as bench_run
+
+    seen = []
+    monkeypatch.setattr(bench_run, "main", lambda settings: seen.append(settings) or 0)
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 0, result.output
+    assert seen[0].out_dir == Path(out_dir)
+
+
 @pytest.mark.vllm
 def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
     cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",

@@ -178,7 +178,7 @@ def test_only_simulation_adds_its_section_to_the_measured_results(tmp_path):
 
     from mga_spark.bench.run import Settings, run_bench
 
-    shutil.copy(ROOT / "bench" / "results.json", tmp_path / "results.json")
+    shutil.copy(ROOT / "bench" / "tiny" / "results.json", tmp_path / "results.json")
     rec = tmp_path / "recording.json"
     rec.write_text(json.dumps({**recording(), "model": "m", "config": "c", "max_tokens": {}}))
     run_bench(Settings(out_dir=tmp_path, only_simulation=True, recording=rec, sim_documents=12))

@@ -192,29 +192,36 @@ def markdown(results: dict, notes: str | None) -> str:
         "",
         "## Non-model overhead (instant engine, whole unit path)",
         "",
-        "| variant | documents | units | seconds | CPU seconds | documents/s | documents per "
-        "CPU-second | CPU ms per document | input tokens per CPU-second |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *[f"| {o['label']} | {o['documents']} | {o['units']} | {o['seconds']} | "
-          f"{o['cpu_seconds']} | {o['docs_per_s']} | {o['docs_per_cpu_s']} | "
-          f"{o.get('ms_per_doc')} | {o.get('input_tokens_per_cpu_s')} |"
-          for o in results.get("overhead") or []],
+        *_rows_or_none(
+            "| variant | documents | units | seconds | CPU seconds | documents/s | documents "
+            "per CPU-second | CPU ms per document | input tokens per CPU-second |\n"
+            "|---|---|---|---|---|---|---|---|---|",
+            [f"| {o['label']} | {o['documents']} | {o['units']} | {o['seconds']} | "
+             f"{o['cpu_seconds']} | {o['docs_per_s']} | {o['docs_per_cpu_s']} | "
+             f"{o.get('ms_per_doc')} | {o.get('input_tokens_per_cpu_s')} |"
+             for o in results.get("overhead") or []]),
         "",
         "## Driver planning (Parquet footers only)",
         "",
-        "| files | units | documents | seconds | peak RSS growth MiB | Python peak MiB "
-        "| Python retained MiB |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {p['files']:,} | {p['units']:,} | {p['documents']:,} | {p['seconds']}"
-          f"{' (tracemalloc on)' if p['traced'] else ''} | {p['rss_growth_mib']} | "
-          f"{p.get('python_peak_mib', '-')} | {p.get('python_retained_mib', '-')} |"
-          for p in results.get("planning") or []],
+        *_rows_or_none(
+            "| files | units | documents | seconds | peak RSS growth MiB | Python peak MiB "
+            "| Python retained MiB |\n|---|---|---|---|---|---|---|",
+            [f"| {p['files']:,} | {p['units']:,} | {p['documents']:,} | {p['seconds']}"
+             f"{' (tracemalloc on)' if p['traced'] else ''} | {p['rss_growth_mib']} | "
+             f"{p.get('python_peak_mib', '-')} | {p.get('python_retained_mib', '-')} |"
+             for p in results.get("planning") or []]),
     ]
     if results.get("simulation"):
         out += ["", *simcases.markdown_lines(results["simulation"])]
     if notes:
         out += ["", notes.strip()]
     return "\n".join(out) + "\n"
+
+
+def _rows_or_none(head: str, rows: list[str]) -> list[str]:
+    """A table, or a line saying this run did not measure it (`--overhead-documents 0`,
+    `--plan-files 0`)."""
+    return [head, *rows] if rows else ["Not measured in this run."]
 
 
 def _spark_line(results: dict) -> list[str]:

@@ -233,6 +233,13 @@ def test_report_renders_tables_and_targets(tmp_path):
     assert target == "pipeline >= 0.9 x bare engine output tok/s" and verdict == "met"
     assert measured.startswith("1.000 x")
     assert (tmp_path / "results.json").is_file()
+    overhead = text.split("## Non-model overhead")[1].split("## Driver planning")[0]
+    assert "Not measured in this run." in overhead and "| variant |" not in overhead
+    results["overhead"] = [{"label": "whole", "documents": 3, "units": 1, "seconds": 0.1,
+                            "cpu_seconds": 0.1, "docs_per_s": 30, "docs_per_cpu_s": 30}]
+    text = bench_report.markdown(results, None)
+    overhead = text.split("## Non-model overhead")[1].split("## Driver planning")[0]
+    assert "| whole | 3 | 1 |" in overhead and "Not measured" not in overhead
 
 
 def test_real_model_report_holds_the_real_goals_and_requests_in_flight():

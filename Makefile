@@ -73,7 +73,7 @@ bench: setup
 	$(BIN)/mga-spark bench --out-dir bench/tiny
 
 # The same phases on the real SmolLM2-135M-Instruct, 24 English documents, every request at its
-# recorded length in bare, naive and the replayed pipeline (~75 min on 2 cores): bench/results.md.
+# recorded length in bare, naive and the replayed pipeline (45 min on 2 cores): bench/results.md.
 bench-small: setup
 	$(BIN)/mga-spark make-small-model .cache/small-model
 	$(BIN)/mga-spark bench --config bench/small/config.yaml --no-tiny-model --documents 24 \

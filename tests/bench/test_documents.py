@@ -1,3 +1,5 @@
+"""The bench's document sets: deterministic, varied, one language when asked; warm-up apart."""
+
 import pytest
 
 from mga_spark.bench.documents import varied_documents, warmup_documents

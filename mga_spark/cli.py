@@ -207,15 +207,13 @@ def bench(config: Annotated[Path, typer.Option(help="config whose engine args ar
     from mga_spark.bench.run import main as bench_main
 
     logs.setup_logging()
-    if out_dir is None:  # bench/results.md is the real model's; the tiny model's run beside it
-        out_dir = Path("bench/tiny") if tiny_model and not (scale or only_simulation) \
-            else Path("bench")
     if scale:
         from mga_spark.bench.scale import ScaleSettings
         from mga_spark.bench.scale import main as scale_main
 
         units = tuple(int(n) for n in sizes.split(",") if n.strip())
-        raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir, sizes=units)))
+        raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir or Path("bench"),
+                                                   sizes=units)))
     raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
                                          warmup_documents=warmup_documents,
                                          languages=tuple(x.strip() for x in languages.split(",")

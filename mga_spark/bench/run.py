@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Settings:
     config: Path = Path("conf/demo.yaml")
-    out_dir: Path = Path("bench")
+    out_dir: Path | None = None  # None: bench/tiny on the tiny model, else bench (__post_init__)
     documents: int = 48
     warmup_documents: int = 6
     naive_batch_docs: int | None = None  # None: pipeline.max_inflight_docs
@@ -85,6 +85,11 @@ class Settings:
     recording: Path = simcases.RECORDING  # request lengths recorded on the real small model
     sim_documents: int = 1024
     only_simulation: bool = False  # the simulation alone, into the existing results files
+
+    def __post_init__(self) -> None:
+        if self.out_dir is None:  # bench/results.md is the real model's; the tiny one's beside it
+            tiny = self.tiny_model and not self.only_simulation
+            self.out_dir = Path("bench/tiny") if tiny else Path("bench")
 
 
 def bench_config(settings: Settings) -> Config:

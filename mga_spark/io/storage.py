@@ -1,13 +1,18 @@
 """Storage errors told apart: permanent ones fail at once with their cause, transient ones are
 retried with exponential backoff and jitter and then named as what they are.
 
-Permanent: the path is wrong or forbidden, and asking again cannot help: PermissionError
-(s3fs: AccessDenied, 403, bad signature), FileNotFoundError (NoSuchBucket, NoSuchKey, 404),
-IsADirectoryError, NotADirectoryError, and OSErrors whose errno says the same (read-only
-filesystem, no space left, name too long). Transient: timeouts, connection errors, throttling
-and server errors (s3fs maps SlowDown and 503 to EBUSY, 500 to EREMOTEIO), and the network
-errors of botocore/aiohttp that s3fs re-raises untranslated after its own retries. Any other
-OSError is storage trouble of an unknown kind, retried like a transient one.
+Permanent: the path is wrong or forbidden, or the request itself is, and asking again cannot
+help: PermissionError (s3fs: AccessDenied, 403, bad signature), FileNotFoundError (NoSuchBucket,
+NoSuchKey, 404), IsADirectoryError, NotADirectoryError, and OSErrors whose errno says the same
+(read-only filesystem, no space left, name too long, and EINVAL, EMSGSIZE, ENOSYS, EREMCHG: s3fs's
+codes for a request the store refuses, such as InvalidArgument, MalformedXML, InvalidRequest,
+EntityTooLarge, NotImplemented, PermanentRedirect). The S3 codes among those that a retry can
+cure (IncompleteBody, BadDigest: the body was cut or damaged in transit; TokenRefreshRequired)
+are transient, told by the S3 code that s3fs keeps as the error's cause (`s3_code`).
+Transient: timeouts, connection errors, throttling and server errors (s3fs maps SlowDown and 503
+to EBUSY, 500 to EREMOTEIO), and the network errors of botocore/aiohttp that s3fs re-raises
+untranslated after its own retries. Any other OSError is storage trouble of an unknown kind,
+retried like a transient one.
 
 Retry budget on S3: botocore retries each HTTP request (its `retries.max_attempts`: 5 in its
 default legacy mode for S3), s3fs retries each call (`S3FileSystem.retries`, default 5, for
@@ -32,7 +37,10 @@ BACKOFF_MAX = 30.0
 PERMANENT_TYPES: tuple[type[OSError], ...] = (PermissionError, FileNotFoundError,
                                               IsADirectoryError, NotADirectoryError)
 PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.EISDIR, errno.ENOTDIR,
-                    errno.EROFS, errno.ENOSPC, errno.ENAMETOOLONG, errno.EDQUOT}
+                    errno.EROFS, errno.ENOSPC, errno.ENAMETOOLONG, errno.EDQUOT, errno.EINVAL,
+                    errno.EMSGSIZE, errno.ENOSYS, errno.EREMCHG}
+# S3 error codes that s3fs maps to a permanent errno (EINVAL) although asking again can succeed.
+TRANSIENT_S3_CODES = {"IncompleteBody", "BadDigest", "TokenRefreshRequired"}
 TRANSIENT_ERRNOS = {errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED,
                     errno.EPIPE, errno.EAGAIN, errno.EBUSY, errno.EREMOTEIO, errno.ENETUNREACH,
                     errno.EHOSTUNREACH, errno.EIO}
@@ -54,10 +62,29 @@ def kind(error: BaseException) -> str | None:
         return "permanent"
     if isinstance(error, (TimeoutError, ConnectionError)):
         return "transient"
+    if s3_code(error) in TRANSIENT_S3_CODES:
+        return "transient"
     if isinstance(error, OSError):
         return "permanent" if error.errno in PERMANENT_ERRNOS else "transient"
     if any(cls.__name__ in TRANSIENT_NAMES for cls in type(error).__mro__):
         return "transient"
+    return None
+
+
+def s3_code(error: BaseException) -> str | None:
+    """The S3 error code behind `error` ("PreconditionFailed", "InvalidArgument", ...): s3fs
+    keeps botocore's ClientError, whose `response` holds it, as the cause of the OSError it
+    raises. The HTTP status ("412") when the reply had no code; None for any other error."""
+    seen: BaseException | None = error
+    for _ in range(4):  # the error itself, and a few causes down (a wrapper's wrapper)
+        if seen is None:
+            return None
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            code = (response.get("Error") or {}).get("Code")
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            return str(code) if code else (str(status) if status else None)
+        seen = seen.__cause__ or seen.__context__
     return None
 
 

@@ -44,6 +44,7 @@ EXCLUSIVE = {"file": "link", "local": "link", "s3": "create", "s3a": "create", "
              "gcs": "create", "abfs": "overwrite", "abfss": "overwrite", "az": "overwrite",
              "memory": "lock"}
 _MEMORY_LOCK = threading.Lock()
+PRECONDITION_FAILED = {"PreconditionFailed", "412"}  # an S3 store's "the name exists" to a create
 
 # TEST ONLY: when set, called with the full path before every write attempt; raise OSError in
 # it to simulate a failing filesystem. Production code never sets it.
@@ -133,7 +134,17 @@ def _create(fs: AbstractFileSystem, path: str, data: bytes) -> None:
     if method == "link":
         _create_local(path, data)
     elif method == "create":
-        fs.pipe_file(path, data, mode="create")
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except OSError as e:
+            # s3fs raises FileExistsError only when the 412 reply names the failed condition
+            # (AWS's <Condition>If-None-Match</Condition>); MinIO, Ceph and SeaweedFS answer
+            # 412 PreconditionFailed without it, which s3fs turns into OSError(EINVAL). The
+            # only condition sent is If-None-Match: *, so any 412 means the name exists.
+            if storage.s3_code(e) in PRECONDITION_FAILED:
+                raise FileExistsError(errno.EEXIST, f"{path} exists (the store answered "
+                                      f"{storage.s3_code(e)})", path) from e
+            raise
     elif method == "overwrite":
         try:
             fs.pipe_file(path, data, overwrite=False)
@@ -190,9 +201,9 @@ def check_exclusive(fs: AbstractFileSystem, directory: str) -> None:
         raise UnsupportedOutput(unsupported_message(fs, directory))
     probe = f"{directory}/.probe-{uuid.uuid4().hex}"
     try:
-        create_exclusive(fs, probe, b"probe", retries=1)
+        _probe(fs, probe, b"probe", retries=1)
         try:
-            create_exclusive(fs, probe, b"probe again", retries=0)
+            _probe(fs, probe, b"probe again", retries=0)
         except FileExistsError:
             return
         raise UnsupportedOutput(f"{probe}: the store accepted a second exclusive create of the "
@@ -201,6 +212,28 @@ def check_exclusive(fs: AbstractFileSystem, directory: str) -> None:
                                 "conditional writes.")
     finally:
         remove_file(fs, probe)
+
+
+def _probe(fs: AbstractFileSystem, probe: str, data: bytes, retries: int) -> None:
+    """One exclusive create of the probe: a store that refuses the conditional request itself
+    (NotImplemented, InvalidArgument, InvalidRequest, ...: a permanent error other than denied
+    access or a missing bucket) is refused, naming the feature it lacks."""
+    try:
+        create_exclusive(fs, probe, data, retries=retries)
+    except FileExistsError:
+        raise
+    except (PermissionError, FileNotFoundError):
+        raise
+    except OSError as e:
+        if storage.kind(e) != "permanent" or is_local(fs):
+            raise
+        cause = e.__cause__ if e.__cause__ is not None else e
+        raise UnsupportedOutput(
+            f"{probe}: the store refused an exclusive create (a conditional write, on S3 a PUT "
+            f"with If-None-Match: *) with {storage.describe(cause)}: it lacks conditional writes, "
+            "which the commit protocol needs so that exactly one attempt of a unit commits. Use "
+            "a store that honours them (AWS S3; MinIO, Ceph RGW and SeaweedFS in recent "
+            "releases) and answers an existing name with 412 PreconditionFailed.") from e
 
 
 def list_dir(fs: AbstractFileSystem, directory: str, detail: bool = False) -> list:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.io.seaweed import seaweed_endpoint, seaweed_s3  # noqa: F401 (fixtures)
+
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[None]:

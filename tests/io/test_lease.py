@@ -22,14 +22,20 @@ from mga_spark.io import lease, write
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.cluster)])
+@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.cluster),
+                        pytest.param("seaweed", marks=pytest.mark.cluster)])
 def output(request, tmp_path: Path):
+    """An output on local disk, fsspec's memory filesystem, moto S3 (AWS-like replies), and
+    SeaweedFS (a 412 without <Condition>, as MinIO and Ceph reply: tests/io/seaweed.py)."""
     if request.param == "local":
         yield str(tmp_path / "out")
         return
     if request.param == "s3":
         request.getfixturevalue("moto_s3")
-    uri = f"{request.param}://race/lease-{request.node.name.replace('[', '-').rstrip(']')}"
+    if request.param == "seaweed":
+        request.getfixturevalue("seaweed_s3")
+    scheme = "s3" if request.param == "seaweed" else request.param
+    uri = f"{scheme}://race/lease-{request.node.name.replace('[', '-').rstrip(']')}"
     yield uri
     fs, root = write.output_fs(uri)
     if fs.exists(root):

@@ -4,7 +4,11 @@ endpoint, a real corrupt file against an injected transient error."""
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +21,7 @@ from mga_spark.io import storage
 from mga_spark.io import write as io_write
 from mga_spark.io.plan import InputError, make_plan
 from tests.helpers import write
+from tests.io.seaweed import s3fs_for
 
 
 @pytest.fixture
@@ -45,18 +50,34 @@ def test_a_path_under_a_file_fails_at_once_with_its_cause(tmp_path: Path, attemp
                                      "NotADirectoryError: ")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes; the case above is the "
-                    "permanent error that holds as root")
-def test_a_read_only_directory_fails_at_once(tmp_path: Path, attempts, sleeps) -> None:
+@contextmanager
+def read_only_directory(tmp_path: Path) -> Iterator[Path]:
+    """A directory no file can be created in: mode 0500 for a user; as root, who ignores file
+    modes (CI runs as root), a read-only tmpfs mounted on it (the kernel answers EROFS)."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
+    if os.geteuid() != 0:
+        locked.chmod(0o500)
+        try:
+            yield locked
+        finally:
+            locked.chmod(0o700)
+        return
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "mga-ro", str(locked)],
+                   check=True, capture_output=True)
     try:
-        with pytest.raises(PermissionError, match="not retried"):
-            io_write.write_bytes(LocalFileSystem(), f"{locked}/x", b"data", retries=3)
+        yield locked
     finally:
-        locked.chmod(0o700)
+        subprocess.run(["umount", str(locked)], check=True, capture_output=True)
+
+
+def test_a_read_only_directory_fails_at_once(tmp_path: Path, attempts, sleeps) -> None:
+    with read_only_directory(tmp_path) as locked, pytest.raises(OSError) as err:
+        io_write.write_bytes(LocalFileSystem(), f"{locked}/x", b"data", retries=3)
+    assert err.value.__cause__.errno in (errno.EACCES, errno.EROFS), err.value  # the real one
+    assert "not retried" in str(err.value)
     assert len(attempts) == 1 and sleeps == []
+    assert not (tmp_path / "locked" / "x").exists()
 
 
 def test_a_transient_error_is_retried_with_jittered_backoff_then_named(
@@ -93,6 +114,15 @@ def test_s3fs_error_codes_are_classified() -> None:
         "AccessDenied": "permanent", "NoSuchBucket": "permanent", "NoSuchKey": "permanent",
         "SlowDown": "transient", "ServiceUnavailable": "transient", "InternalError": "transient",
         "500": "transient", "503": "transient", "RequestTimeout": "transient"}
+    # s3fs maps these to EINVAL (or EMSGSIZE, ENOSYS): a refused request, not retried; except
+    # the codes a retry can cure (a body cut or damaged in transit, a token to refresh)
+    assert {code: storage.kind(s3(code)) for code in (
+        "InvalidArgument", "MalformedXML", "InvalidRequest", "EntityTooLarge", "NotImplemented",
+        "PermanentRedirect", "IncompleteBody", "BadDigest", "TokenRefreshRequired")} == {
+        "InvalidArgument": "permanent", "MalformedXML": "permanent", "InvalidRequest": "permanent",
+        "EntityTooLarge": "permanent", "NotImplemented": "permanent",
+        "PermanentRedirect": "permanent", "IncompleteBody": "transient", "BadDigest": "transient",
+        "TokenRefreshRequired": "transient"}
     assert storage.kind(EndpointConnectionError(endpoint_url="http://s3")) == "transient"
     assert storage.kind(ValueError("a bug")) is None  # not a storage error: raised as it is
 
@@ -182,3 +212,61 @@ def test_moto_s3_missing_bucket_fails_at_once_and_a_good_one_writes(tmp_path: Pa
         assert fs.cat_file("there/x.json") == b"{}"
     finally:
         server.stop()
+
+
+# -- a real S3-compatible store that is not AWS-like (SeaweedFS, tests/io/seaweed.py) ---------
+
+
+@pytest.mark.cluster
+def test_a_412_without_condition_is_file_exists_and_the_store_passes_the_probe(
+        seaweed_endpoint: str, attempts, sleeps) -> None:
+    """SeaweedFS, like MinIO and Ceph, answers a create of an existing name with 412
+    PreconditionFailed and no <Condition>: s3fs alone raises OSError(EINVAL) for it."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("s3", endpoint_url=seaweed_endpoint, region_name="us-east-1",
+                          aws_access_key_id="seaweed", aws_secret_access_key="seaweed")
+    client.put_object(Bucket="race", Key="raw/a", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as raw:
+        client.put_object(Bucket="race", Key="raw/a", Body=b"2", IfNoneMatch="*")
+    error = raw.value.response["Error"]
+    assert error["Code"] == "PreconditionFailed" and "Condition" not in error  # the case
+
+    fs = s3fs_for(seaweed_endpoint)
+    with pytest.raises(OSError) as bare:  # s3fs's own translation: not FileExistsError
+        fs.pipe_file("race/raw/a", b"3", mode="create")
+    assert type(bare.value) is OSError and storage.s3_code(bare.value) == "PreconditionFailed"
+
+    io_write.check_exclusive(fs, "race/probe")  # passes: the second create is FileExistsError
+    io_write.create_exclusive(fs, "race/x/once", b"first")
+    attempts.clear()
+    with pytest.raises(FileExistsError, match="the store answered PreconditionFailed"):
+        io_write.create_exclusive(fs, "race/x/once", b"second", retries=3)
+    assert len(attempts) == 1 and sleeps == []  # not retried
+    assert fs.cat_file("race/x/once") == b"first"
+    fs.invalidate_cache()
+    assert [p for p in fs.find("race/probe") if ".probe-" in p] == []  # the probe removed
+
+
+@pytest.mark.cluster
+def test_real_store_einval_codes_permanent_unless_a_retry_can_cure_them(
+        seaweed_endpoint: str, sleeps) -> None:
+    """Real replies: InvalidStorageClass (EINVAL) fails at once; BadDigest (also EINVAL in s3fs,
+    a body damaged in transit) is retried."""
+    fs = s3fs_for(seaweed_endpoint)
+    tries: list[str] = []
+
+    def put(**options: str):
+        def action() -> None:
+            tries.append("put")
+            fs.pipe_file("race/codes/x", b"data", **options)
+        return action
+
+    with pytest.raises(OSError, match=r"not retried \(permanent: OSError: \[Errno 22\] The "
+                       "storage class"):
+        storage.retry(put(StorageClass="BOGUS"), "put", attempts=3)
+    assert len(tries) == 1 and sleeps == []
+    with pytest.raises(storage.StorageError, match="after 3 attempts"):
+        storage.retry(put(ContentMD5="AAAAAAAAAAAAAAAAAAAAAA=="), "put", attempts=3)
+    assert len(tries) == 4 and len(sleeps) == 2

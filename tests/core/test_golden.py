@@ -1,15 +1,16 @@
 """The golden run: every row of fake-engine runs over the sample corpus, with several configs.
 
-It pins behaviour across refactors: ids, kinds, pair sources, reject stages, reasons and details.
-A change of behaviour updates `tests/golden/rows.json` deliberately (set MGA_SPARK_WRITE_GOLDEN=1
-and run this file), and the commit that does it explains every changed row.
+It pins behaviour across refactors: ids, kinds, pair sources, texts (so cleaning and boilerplate
+changes show), reject stages, reasons and details. The expectations change only by an edit in a
+commit: when a run differs, the test fails and writes what it got beside its temporary output
+(the failure names the file); copying it over `tests/core/golden/rows.json` is that edit, and
+the commit that makes it explains every changed row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -123,7 +124,7 @@ def run_all(tmp: Path) -> dict:
             "fingerprint": load_config(None, None, fixed).fingerprint(
                 prompt_version=load_prompts().version),
             "data": _rows(output / "data", ["id", "kind", "pair_source", "genre", "judge_score",
-                                            "language", "topic"]),
+                                            "language", "topic", "text"]),
             "rejects": _rows(output / "rejects", ["source_id", "chunk_index", "pair_index",
                                                   "stage", "reason", "detail"]),
         }
@@ -132,10 +133,11 @@ def run_all(tmp: Path) -> dict:
 
 def test_golden_rows(tmp_path: Path) -> None:
     got = run_all(tmp_path)
-    if os.environ.get("MGA_SPARK_WRITE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
     want = json.loads(GOLDEN.read_text())
+    if got != want:  # never rewritten here: what the run gave is kept for review, and it fails
+        new = tmp_path / "rows.json"
+        new.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
+        print(f"golden differs; to accept after review: cp {new} {GOLDEN}")
     assert set(got) == set(want)
     for name in want:
         assert got[name]["fingerprint"] == want[name]["fingerprint"], name
@@ -143,6 +145,7 @@ def test_golden_rows(tmp_path: Path) -> None:
             missing = [r for r in want[name][table] if r not in got[name][table]]
             extra = [r for r in got[name][table] if r not in want[name][table]]
             assert not missing and not extra, (name, table, missing[:5], extra[:5])
+    assert got == want  # the same rows, also in the same order and count
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

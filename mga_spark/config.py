@@ -203,13 +203,20 @@ class PipelineConfig(Strict):
 
 class JobConfig(Strict):
     unit_docs: int = Field(1000, ge=1, description="about this many documents per work unit")
-    max_failures: int = Field(4, ge=1, description="spark.task.maxFailures")
+    max_failures: int = Field(
+        4, ge=1, description="attempts per unit; Spark gets one more (spark.task.maxFailures = "
+        "max_failures + 1): when the Python worker died on the last attempt (a signal), that "
+        "extra attempt only reports the unit failed, so its wave's Spark job is never aborted")
     master: str | None = None  # e.g. local[2]; None: whatever spark-submit gives
     spark_conf: dict[str, str] = Field(default_factory=dict)
     write_retries: int = Field(3, ge=0)
     unit_timeout_s: float | None = Field(
-        None, gt=0, description="a unit's attempt fails past this many seconds; None: no deadline"
-    )
+        21600, gt=0, description="a unit's attempt fails past this many seconds (checked between "
+        "engine steps; a step that never returns is step_timeout_s's); None: no deadline")
+    step_timeout_s: float | None = Field(
+        1800, gt=0, description="on Spark, the guard beside each Python worker kills it when no "
+        "engine step of its unit ended for this long (a hung step, a stopped worker): the "
+        "documents in flight are recorded as suspects and Spark retries the unit; None: off")
     max_engine_error_share: float = Field(
         0.05, ge=0, le=1, description="a unit whose pair slots rejected as engine_error pass "
         "this share (and number at least engine_error_min_slots) fails its attempt instead of "

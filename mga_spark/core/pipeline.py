@@ -12,7 +12,9 @@ key (document, chunk, stage, pair), never from the order, so neither limit chang
 Poison documents (`suspects.py`): when `submit` or `poll` raises, the documents in flight are
 noted on the `Suspicion` for the job to record; on a retry the suspects are admitted last and
 alone, and on the last attempt the quarantined ones are not sent (stage `engine`,
-`engine_crash`). A unit whose engine_error slots pass `job.max_engine_error_share` fails
+`engine_crash`). Before every engine step the pipeline tells `watch` (job/guard.py, on Spark)
+what would be recorded if the step never returned or killed the process. A unit whose
+engine_error slots pass `job.max_engine_error_share` fails
 (`EngineErrorShare`) instead of committing.
 
 This module is the engine loop, the admission window and the dispatch table `STAGES`. A
@@ -41,11 +43,13 @@ from mga_spark.core.ledger import Chunk, Ledger, Row, Stats
 from mga_spark.core.suspects import Crash, Suspicion
 from mga_spark.engine.base import Completion, Engine, Request, SystematicRequestError
 from mga_spark.prompts import Prompts
+from mga_spark.redaction import redact_text
 from mga_spark.schema import Document, Failure, GAPair, PairSource, Stage
 from mga_spark.stages import ga, judge, rewrite
 from mga_spark.stages.base import StageModule, Work
 
 T = TypeVar("T")
+Watch = Callable[[Crash | None], None]  # before each step: the documents in flight; None: done
 
 # The stages in flow order. GA works on a chunk and proposes its pairs; each pair (proposed or
 # supplied) then goes through the others in order (those `enabled` for the run), each seeing what
@@ -89,8 +93,9 @@ class Pending:
 class Pipeline:
     def __init__(self, cfg: Config, engine: Engine, prompts: Prompts,
                  history: pairs.History | None = None,
-                 suspicion: Suspicion | None = None) -> None:
+                 suspicion: Suspicion | None = None, watch: Watch | None = None) -> None:
         self.cfg = cfg
+        self.watch = watch
         self.engine = engine
         self.prompts = prompts
         self.history = history or pairs.History()
@@ -136,9 +141,13 @@ class Pipeline:
                 if self._exhausted:
                     break
                 continue
+            if self.watch is not None:
+                self.watch(self._inflight(""))
             for completion in self._engine_call(self.engine.poll):
                 self._on_completion(completion)
             yield from self.ledger.drain()
+        if self.watch is not None:
+            self.watch(None)
         self._check_engine_errors()
 
     def _admit_more(self, source: Iterator[tuple[Document, bool]]) -> None:
@@ -171,10 +180,13 @@ class Pipeline:
         except SystematicRequestError:
             raise
         except Exception as e:
-            docs = tuple(sorted({p.chunk.doc.id for p in self._pending.values()}))
-            error = f"{type(e).__name__}: {e}"
-            self.suspicion.crash = Crash(docs, error, docs == (self._alone,), self._answered)
+            self.suspicion.crash = self._inflight(redact_text(f"{type(e).__name__}: {e}"))
             raise
+
+    def _inflight(self, error: str) -> Crash:
+        """The crash record of this moment: the documents with a request in the engine."""
+        docs = tuple(sorted({p.chunk.doc.id for p in self._pending.values()}))
+        return Crash(docs, error, docs == (self._alone,), self._answered)
 
     def _check_engine_errors(self) -> None:
         """The unit's breaker: engine_error slots past the share fail the attempt."""

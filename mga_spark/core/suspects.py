@@ -16,6 +16,8 @@ The next attempt of the unit gets a `Suspicion` built from all of its unit's rec
   an earlier crash too (named by two records); or, when there are two or more records and one
   of them shows the engine answering, a document named by every record. It is not sent again;
   each of its slots ends as a reject at stage `engine`, reason `engine_crash`, with the error.
+  A record of a worker that died or hung in a step (`died`, stored by job/guard.py) counts for
+  the first rule only: a Spark task cancelled mid-step dies the same way, innocent of its window.
   One record alone never quarantines anything (its in-flight set is up to
   `pipeline.max_inflight_docs` documents, nearly all of them innocent), and neither do crashes
   of an engine that answered nothing (a broken engine or device, not a document): such a unit
@@ -39,10 +41,11 @@ class Crash:
     error: str
     isolated: bool = False
     answered: int = 0  # answers the engine gave in that attempt before it raised
+    died: bool = False  # the worker died or hung in the step (job/guard.py recorded it)
 
     def to_json(self) -> dict:
         return {"documents": list(self.documents), "error": self.error,
-                "isolated": self.isolated, "answered": self.answered}
+                "isolated": self.isolated, "answered": self.answered, "died": self.died}
 
     @classmethod
     def from_json(cls, data: dict) -> Crash:
@@ -52,7 +55,7 @@ class Crash:
             raise ValueError(f"crash record: 'documents' must be a list of ids, got {docs!r}")
         answered = data.get("answered", 0)
         return cls(tuple(docs), str(error), bool(data.get("isolated", False)),
-                   answered if isinstance(answered, int) else 0)
+                   answered if isinstance(answered, int) else 0, bool(data.get("died", False)))
 
 
 @dataclass
@@ -73,8 +76,9 @@ class Suspicion:
             return {}
         named = {d for r in self.records if r.isolated and r.answered for d in r.documents
                  if self.counts[d] >= 2}
-        if any(r.answered for r in self.records):
-            named |= set.intersection(*(set(r.documents) for r in self.records))
+        raised = [r for r in self.records if not r.died]  # a death may be a cancelled task
+        if len(raised) >= 2 and any(r.answered for r in raised):
+            named |= set.intersection(*(set(r.documents) for r in raised))
         last_error = {d: r.error for r in self.records for d in r.documents}
         return {d: short(f"crashed the engine at {self.counts[d]} attempts of its unit, not sent "
                          f"again: {last_error[d]}") for d in sorted(named)}

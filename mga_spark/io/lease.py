@@ -9,8 +9,10 @@ file every `timeout_s / 10`. A lease is free when its holder released it, when i
 older than `timeout_s` (job.lease_timeout_s, 600 s by default: the holder hangs or is gone), or
 at once when its holder ran on this very machine (same host name and boot id) and its process is
 gone. A holder whose lease was taken over (it stalled past the timeout) notices at its next
-heartbeat and its run ends with LeaseLost; its commits stay exactly once (the manifest decides),
-only `_run.json` and `stats.json` are last-writer-wins between the two drivers.
+heartbeat, or sooner when its driver asks `still_held` (which beats at once when the last beat is
+older than one interval: after a stall the heartbeat thread may not have run yet). Its run then
+starts no further units, cancels those in flight and ends with LeaseLost without writing
+`stats.json` or the card (job/run.py); its commits stay exactly once (the manifest decides).
 Staleness compares the holder's clock with the taker's: clocks must agree to well within the
 timeout.
 """
@@ -130,6 +132,7 @@ class Lease:
                              uuid.uuid4().hex[:12], now, now, timeout_s, _boot_id(), _started(pid))
         self.generation: int | None = None
         self.lost = False
+        self._beating = threading.Lock()  # one heartbeat at a time (thread or `still_held`)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -190,15 +193,34 @@ class Lease:
 
     def beat(self) -> bool:
         """One heartbeat; False (and `lost`) when a later generation took the lease over."""
-        if self.generation is None or self.lost:
-            return False
-        generations = self._generations()
-        if generations and generations[-1] > self.generation:
-            self.lost = True
-            return False
-        self.holder.heartbeat = time.time()
-        write.write_bytes(self.fs, self._path(self.generation), self._record())
-        return True
+        with self._beating:
+            if self.generation is None or self.lost:
+                return False
+            generations = self._generations()
+            if generations and generations[-1] > self.generation:
+                self.lost = True
+                return False
+            self.holder.heartbeat = time.time()
+            write.write_bytes(self.fs, self._path(self.generation), self._record())
+            return True
+
+    def still_held(self) -> bool:
+        """False once another driver took the lease over. Beats now when the last heartbeat is
+        older than one interval (this process was stopped, or its heartbeat thread starved), so
+        a driver that asks before it starts work never starts it on a lease it lost."""
+        if not self.lost and time.time() - self.holder.heartbeat > self.timeout_s / 10:
+            try:
+                self.beat()
+            except OSError as e:  # the store is unreachable: the heartbeat thread retries
+                log.warning("lease heartbeat on %s failed: %s", self.output, e)
+        return not self.lost
+
+    def lost_error(self) -> LeaseLost:
+        return LeaseLost(
+            f"the lease on {self.output} was taken over by another driver while this run "
+            "wrote (it missed heartbeats for longer than job.lease_timeout_s). This run started "
+            "no further units and wrote no stats; every unit committed exactly once regardless: "
+            "run `mga-spark verify` on the output once the other driver is done.")
 
     def note(self, **extra: str) -> None:
         """Add facts about the holder (e.g. spark_app=...), written with the next heartbeat."""
@@ -230,10 +252,7 @@ class Lease:
     def __exit__(self, kind, value, tb) -> None:
         self.release()
         if self.lost and kind is None:
-            raise LeaseLost(
-                f"the lease on {self.output} was taken over by another driver while this run "
-                "wrote (it missed heartbeats for longer than job.lease_timeout_s). Every unit "
-                "committed exactly once regardless; run `mga-spark verify` on the output.")
+            raise self.lost_error()
 
 
 @contextlib.contextmanager

@@ -225,8 +225,13 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
         if app:
             held.note(spark_app=app)
         with ProgressView(len(plan.units), skipped, enabled=show_progress) as view:
-            waves = run_waves(cfg, runner, todo, view.update)
+            waves = run_waves(cfg, runner, todo, view.update, resumed=skipped > 0,
+                              held=held.still_held)
+        if waves.lost:  # another driver runs the output now: its stats and card, not ours
+            raise held.lost_error()
         failed, stopped, ran = waves.failed, waves.stopped, waves.started
+    if not held.still_held():
+        raise held.lost_error()
     records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
     stats = runinfo.totals(records.iter_manifests(cfg.output.path))
     stats.update(planned_units=len(plan.units), failed_units=failed,

@@ -4,7 +4,11 @@ The only module that imports pyspark. It starts the session, runs the units `run
 it as tasks (each task is `unit.attempt_unit`), one Spark job per wave (job/waves.py), and
 shows progress from an accumulator per wave. A unit
 that still fails on its last allowed attempt is reported instead of failing the whole job, so the
-other units finish; the run then exits non-zero naming it, and a re-run retries it.
+other units finish; the run then exits non-zero naming it, and a re-run retries it. Spark allows
+each task one attempt more than job.max_failures: when the Python worker died on the last one (a
+segfault, the OOM killer), that attempt only reports (unit.attempt_unit), so no unit aborts its
+wave's job. Each Python worker runs its units under a guard process (job/guard.py) that records
+what a dying worker had in flight and kills a worker whose engine step hangs.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from mga_spark.config import Config
 from mga_spark.io import records
 from mga_spark.io.plan import Unit
-from mga_spark.job import preflight
+from mga_spark.job import guard, preflight
 from mga_spark.job.logs import process_output_to
 from mga_spark.job.progress import Progress
 from mga_spark.job.unit import attempt_unit, failure
@@ -37,7 +41,7 @@ ABORTED_TASK = re.compile(r"Task (\d+) in stage \S+ failed (\d+) times, most rec
 def spark_conf(cfg: Config) -> dict[str, str]:
     conf = {
         "spark.speculation": "false",
-        "spark.task.maxFailures": str(cfg.job.max_failures),
+        "spark.task.maxFailures": str(cfg.job.max_failures + 1),  # the last one reports
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
     }
@@ -48,9 +52,10 @@ def spark_conf(cfg: Config) -> dict[str, str]:
 
 
 def local_master(master: str, max_failures: int) -> str:
-    """Local mode ignores spark.task.maxFailures; `local[N,F]` is how it retries tasks."""
+    """Local mode ignores spark.task.maxFailures; `local[N,F]` is how it retries tasks (F: one
+    attempt more than job.max_failures, as on a cluster)."""
     if master.startswith("local[") and "," not in master:
-        return f"{master[:-1]},{max_failures}]"
+        return f"{master[:-1]},{max_failures + 1}]"
     return master
 
 
@@ -96,7 +101,8 @@ def _run_units(payload: dict, accumulator, units: Iterator[Unit]) -> Iterator[di
     ctx = TaskContext.get()
     attempt = ctx.attemptNumber() if ctx is not None else 0
     for unit in units:
-        outcome, counts = attempt_unit(cfg, unit, attempt, _task_gpus())
+        outcome, counts = attempt_unit(cfg, unit, attempt, _task_gpus(),
+                                       guard=guard.for_this_worker())
         accumulator.add(counts)
         yield outcome
 

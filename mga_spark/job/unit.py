@@ -3,31 +3,44 @@
 `attempt_unit` is one attempt at a unit, the whole of what a Spark task does with it
 (job/spark.py) and what the in-process runner does (job/run.py); `process_unit` is its core, also
 called by the benchmark. So what runs on a cluster is exactly what runs here.
+
+Failure text (reports, `stats.json`, logs, the exception Spark logs) is redacted
+(`mga_spark.redaction`): an exception may quote a URI with its credentials.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from mga_spark.config import Config
-from mga_spark.core.pipeline import Pipeline
+from mga_spark.core.pipeline import Pipeline, Watch
 from mga_spark.core.suspects import Crash, Suspicion
 from mga_spark.engine.base import Engine
-from mga_spark.io import attempts, commit, read
+from mga_spark.io import attempts, commit, read, records
 from mga_spark.io.plan import Unit
 from mga_spark.job import append, faults
+from mga_spark.job.guard import Guard
 from mga_spark.prompts import Prompts, load_prompts
+from mga_spark.redaction import redact_text
 from mga_spark.schema import DATA_SCHEMA
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict], None]
 EngineFor = Callable[[Config, "Sequence[str]"], Engine]  # (config, task GPU addresses) -> engine
 MAX_ERROR_CHARS = 2000
+RECORD_WAIT_S = 3.0  # a retry waits this long for the record of a worker that just died
+LOST = ("the Python worker died on the unit's last attempt without reporting (killed by a "
+        "signal: a segfault, the OOM killer; or it exited)")
+
+
+class AttemptFailed(RuntimeError):
+    """An attempt's error with secrets masked, raised in its place (Spark logs it)."""
 
 
 def data_schema(cfg: Config, carried: pa.Schema | None = None) -> pa.Schema:
@@ -50,14 +63,15 @@ def process_unit(
     schema: pa.Schema | None = None,
     on_progress: Progress | None = None,
     suspicion: Suspicion | None = None,
+    watch: Watch | None = None,
 ) -> dict:
     """Run one unit and commit its output. Returns the committed manifest. With `suspicion`
     (the unit's earlier crashes), its suspects go last and alone and its quarantined documents
-    are not sent; a crash of this attempt is noted on it."""
+    are not sent; a crash of this attempt is noted on it. `watch`: see core/pipeline.py."""
     started = time.time()
     prompts = prompts or load_prompts()
     history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
-    pipeline = Pipeline(cfg, engine, prompts, history, suspicion)
+    pipeline = Pipeline(cfg, engine, prompts, history, suspicion, watch)
     writer = commit.UnitWriter(
         output,
         unit,
@@ -97,46 +111,84 @@ def failure(unit: Unit, attempts: int, error: str) -> dict:
     """A unit's failure report: in the job's result, `stats.json` and the run's last lines."""
     return {"unit": unit.id, "ok": False, "file": unit.file,
             "rows": [unit.row_start, unit.row_end], "attempts": attempts,
-            "error": error[:MAX_ERROR_CHARS]}
+            "error": redact_text(error)[:MAX_ERROR_CHARS]}
 
 
 def attempt_unit(cfg: Config, unit: Unit, attempt: int, gpus: Sequence[str] = (),
-                 engine_for: EngineFor | None = None) -> tuple[dict, Counter]:
+                 engine_for: EngineFor | None = None, guard: Guard | None = None
+                 ) -> tuple[dict, Counter]:
     """Attempt `attempt` (0 = first) at one unit: the process's engine (`engine_for`, by default
-    the per-process cache, bound to the task's GPUs), the test-only fault hook, `process_unit`.
-    A cached engine that broke is shut down and evicted, so the next unit builds a new one.
+    the per-process cache, bound to the task's GPUs), the test-only fault hook, `process_unit`
+    (watched by the worker's `guard` on Spark: job/guard.py). A cached engine that broke is shut
+    down and evicted, so the next unit builds a new one.
 
     Returns (outcome, counts to add to the job's progress). A failure raises, so the runner runs
     the unit again, except on the last allowed attempt (job.max_failures): there it is returned
-    as the unit's failure report, and the job goes on with the other units.
+    as the unit's failure report, and the job goes on with the other units. Spark allows one
+    attempt more (job/spark.py): when the worker died on the last one, that attempt only reports.
     """
     from mga_spark.engine import cache as engines
 
+    if attempt >= cfg.job.max_failures:
+        return _report_lost(cfg, unit)
     engine = None
     suspicion = None
     try:
-        suspicion = suspicion_for(cfg, unit, attempt)
+        suspicion = suspicion_for(cfg, unit, attempt, wait=guard is not None)
         engine = (engine_for or engines.engine_for)(cfg, gpus)
         armed = faults.arm(engine, unit.id, attempt)  # TEST ONLY: no-op unless env set
-        manifest = process_unit(cfg, unit, armed, cfg.output.path, suspicion=suspicion)
+        if guard is not None:
+            guard.start(cfg.output.path, unit.id, attempt, cfg.job.write_retries,
+                        cfg.job.step_timeout_s)
+        manifest = process_unit(cfg, unit, armed, cfg.output.path, suspicion=suspicion,
+                                watch=guard.watch if guard is not None else None)
         return {"unit": unit.id, "ok": True}, Counter(manifest["counts"]) + Counter(units_done=1)
     except Exception as e:
         if suspicion is not None and suspicion.crash is not None:
             record_crash(cfg, unit, attempt, suspicion.crash)
         if engine_for is None:
             engines.discard(engine, e)  # a broken engine is shut down; the next unit builds anew
+        error = redact_text(f"{type(e).__name__}: {e}")
         if attempt + 1 < cfg.job.max_failures:
+            if error != f"{type(e).__name__}: {e}":
+                raise AttemptFailed(f"{error}\n{_trace(e)}") from None
             raise
-        log.exception("unit %s failed on its last attempt", unit.id)
-        return failure(unit, attempt + 1, f"{type(e).__name__}: {e}"), Counter(units_failed=1)
+        log.error("unit %s failed on its last attempt: %s", unit.id, _trace(e))
+        return failure(unit, attempt + 1, error), Counter(units_failed=1)
+    finally:
+        if guard is not None:
+            guard.end()
 
 
-def suspicion_for(cfg: Config, unit: Unit, attempt: int) -> Suspicion:
+def _trace(e: BaseException) -> str:
+    return redact_text("".join(traceback.format_exception(e)))
+
+
+def _report_lost(cfg: Config, unit: Unit) -> tuple[dict, Counter]:
+    """Spark's attempt past job.max_failures: the worker died on the last one. The unit's report
+    (or its success, when that attempt committed before it died); nothing runs."""
+    if unit.id in records.committed_units(cfg.output.path):
+        return {"unit": unit.id, "ok": True}, Counter(units_done=1)
+    crashes = attempts.read(cfg.output.path, unit.id)
+    last = crashes[-1].get("error") if crashes else None
+    log.error("unit %s: %s", unit.id, LOST)
+    return failure(unit, cfg.job.max_failures, f"{LOST}; last crash record: {last}" if last
+                   else LOST), Counter(units_failed=1)
+
+
+def suspicion_for(cfg: Config, unit: Unit, attempt: int, wait: bool = False) -> Suspicion:
     """What the unit's earlier crash records (io/attempts.py) say for attempt `attempt`. It is
     the last allowed attempt when `attempt + 1 == job.max_failures`, or when the records show an
-    earlier run used up the unit's attempts already."""
+    earlier run used up the unit's attempts already. `wait`: a retry waits up to RECORD_WAIT_S
+    for the record of the attempt before (a guard stores it when its worker died)."""
+    found = attempts.read(cfg.output.path, unit.id)
+    deadline = time.monotonic() + RECORD_WAIT_S
+    while (wait and attempt > 0 and time.monotonic() < deadline
+           and not any(d.get("attempt") == attempt - 1 for d in found)):
+        time.sleep(0.2)
+        found = attempts.read(cfg.output.path, unit.id)
     crashes = []
-    for data in attempts.read(cfg.output.path, unit.id):
+    for data in found:
         try:
             crashes.append(Crash.from_json(data))
         except ValueError as e:

@@ -7,11 +7,18 @@ executors (Spark's FIFO scheduler runs the older wave's tasks first); the in-pro
 keeps one. What the driver holds grows with a wave, not with the run: the wave's unit list and
 tasks, one Counter per wave in flight and the failure reports (the run's only per-unit record).
 
-The circuit breaker (`job.stop_after_same_failures`, K): the first wave is a probe of K units
-run alone; a wave of at least K units whose units all failed with one same error (unit ids, hex
-ids and numbers aside) stops the run: no further wave starts, the waves in flight are cancelled,
+The circuit breaker (`job.stop_after_same_failures`, K): the first wave of a fresh run is a probe
+of K units run alone (its cost, the rest of the cluster idle for one unit's time, is logged when
+it ends; a resume of an output that has committed units skips it: `resumed`); a wave of at
+least K units whose units all failed with one same error (unit ids, hex ids and numbers aside)
+stops the run: no further wave starts, the waves in flight are cancelled,
 and the run reports the error once with its count (exit 3). Committed units stay; the same
 command resumes once the cause is fixed.
+
+The lease (`held`, io/lease.py): before each wave and every half second while waves run, the
+driver asks whether it still holds the output's lease. Once another driver took it over, no
+further wave starts, the waves in flight are cancelled and `lost` is set: the caller exits
+without writing stats or the card (job/run.py).
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -32,6 +40,7 @@ log = logging.getLogger(__name__)
 _HEX = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\d+")
 MAX_STOPPED_IDS = 100  # unit ids of the failures that stopped a run, listed in stats.json
+LEASE_CHECK_S = 0.5  # how often the lease is asked about while waves run
 
 
 def signature(error: str, unit_id: str = "") -> str:
@@ -120,34 +129,47 @@ class WavesResult:
     stopped: Stop | None = None
     waves: int = 0  # waves handed to the runner
     started: int = 0  # units handed to the runner
+    lost: bool = False  # the lease was taken over: waves stopped, nothing more to write
 
 
-def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress) -> WavesResult:
-    """Every unit of `todo` through `runner.run`, wave by wave (see the module docstring)."""
+def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress, resumed: bool = False,
+              held: Callable[[], bool] | None = None) -> WavesResult:
+    """Every unit of `todo` through `runner.run`, wave by wave (see the module docstring).
+    `resumed`: the output already has committed units (no probe wave). `held`: whether this
+    driver still holds the output's lease (None: always)."""
     result = WavesResult()
     totals = WaveTotals(show)
     in_flight = max(1, int(getattr(runner, "waves_in_flight", 1)))
     same = cfg.job.stop_after_same_failures
+    probe = 0 if resumed else same
     running: dict[Future, int] = {}
+    halted = _Halt(result, held)
     with ThreadPoolExecutor(in_flight, thread_name_prefix="mga-spark-wave") as pool:
         try:
-            for index, wave in enumerate(cut_waves(todo, cfg.job.wave_units, same)):
+            for index, wave in enumerate(cut_waves(todo, cfg.job.wave_units, probe)):
+                if halted():
+                    break
+                started = time.monotonic()
                 running[pool.submit(runner.run, cfg, wave, totals.progress_of(index))] = index
                 result.waves += 1
                 result.started += len(wave)
                 # the probe wave runs alone; then up to `in_flight` waves at once
-                while running and (index == 0 or len(running) >= in_flight):
+                alone = index == 0 and 0 < probe < len(todo)
+                while running and (alone or len(running) >= in_flight) and not halted():
                     _settle(running, totals, result, same)
-                    if result.stopped is not None:
-                        break
-                if result.stopped is not None:
-                    break
-            while running and result.stopped is None:
+                if alone and not halted():
+                    log.info("the probe wave (%d units run alone first, job.stop_after_same_"
+                             "failures=%d) took %.1f s, while the rest of the cluster waited; "
+                             "a resume skips it", len(wave), same, time.monotonic() - started)
+            while running and not halted():
                 _settle(running, totals, result, same)
         except BaseException:
             _cancel(runner, running)
             raise
-        if result.stopped is not None:
+        if result.lost:
+            log.error("the lease on %s was taken over by another driver: no further units "
+                      "start, %d wave(s) in flight are cancelled", cfg.output.path, len(running))
+        if result.stopped is not None or result.lost:
             _cancel(runner, running)
             for future, index in sorted(running.items(), key=lambda item: item[1]):
                 wait([future])
@@ -159,10 +181,23 @@ def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress) -> WavesRes
     return result
 
 
+class _Halt:
+    """Whether the run must stop: the breaker tripped, or the lease is lost (then `lost`)."""
+
+    def __init__(self, result: WavesResult, held: Callable[[], bool] | None) -> None:
+        self.result, self.held = result, held
+
+    def __call__(self) -> bool:
+        if self.held is not None and not self.result.lost and not self.held():
+            self.result.lost = True
+        return self.result.lost or self.result.stopped is not None
+
+
 def _settle(running: dict[Future, int], totals: WaveTotals, result: WavesResult,
             same: int) -> None:
-    """Wait for a wave in flight to end and take in its outcomes (and the breaker's verdict)."""
-    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+    """Wait (at most LEASE_CHECK_S) for a wave in flight to end and take in its outcomes (and the
+    breaker's verdict)."""
+    done, _ = wait(list(running), timeout=LEASE_CHECK_S, return_when=FIRST_COMPLETED)
     for future in sorted(done, key=running.__getitem__):
         index = running.pop(future)
         outcomes = future.result()

@@ -1,5 +1,5 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, report, bench, make-tiny-model,
-make-small-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, bench (a throughput check),
+make-tiny-model, make-small-model."""
 
 from __future__ import annotations
 
@@ -162,71 +162,68 @@ def report(output: Annotated[str, typer.Argument(help="output URI")]) -> None:
 
 
 @app.command()
-def bench(config: Annotated[Path, typer.Option(help="config whose engine args are used")]
-          = Path("conf/demo.yaml"),
-          out_dir: Annotated[Path | None, typer.Option(
-              help="results.md / results.json go here (default: bench/tiny for the tiny "
-              "model, else bench)")] = None,
-          documents: Annotated[int, typer.Option(help="bench documents")] = 48,
+def evaluate(config: ConfigOpt,
+             out: Annotated[Path, typer.Option(help="where evaluation.json, .md, .html go")]
+             = Path("work/evaluate"),
+             set: SetOpt = None,
+             fail_under: Annotated[list[str] | None, typer.Option(  # noqa: UP007
+                 "--fail-under", help="exit 1 when a figure is under its bound: judge= "
+                 "(balanced accuracy), acceptance=, fidelity=, ga= (repeatable)")] = None,
+             split: Annotated[str, typer.Option(help="documents: dev, test or all")] = "all",
+             limit: Annotated[int | None, typer.Option(  # noqa: UP007
+                 help="at most this many documents (languages in proportion)")] = None,
+             items: Annotated[Path | None, typer.Option(  # noqa: UP007
+                 help="your own labelled calibration items: Parquet or JSONL with source, "
+                 "rewrite, label, kind")] = None,
+             verbose: VerboseOpt = False) -> None:
+    """The configured model over the shipped evaluation set, in this process (no Spark): judge
+    calibration (balanced accuracy), the stages on the documents (acceptance, rejects, fidelity,
+    length, throughput). Writes OUT/evaluation.json, evaluation.md, evaluation.html."""
+    from mga_spark.tools.evaluate import metrics
+    from mga_spark.tools.evaluate.command import evaluate as run_evaluate
+
+    try:
+        gates = metrics.parse_gates(fail_under or [])
+    except ValueError as e:
+        _fail(str(e))
+    # the documents are the shipped set: input.paths is not read (a placeholder satisfies the
+    # run's checks)
+    cfg = _config(config, ["evaluation://shipped-set"], str(out), set)
+    log_file = _start_logging(str(out), verbose)
+    try:
+        result = run_evaluate(cfg, out, split=split, limit=limit, items_file=items,
+                              config_name=str(config))
+    except (ConfigError, ValueError, OSError) as e:
+        _fail(str(e))
+    from mga_spark.tools.evaluate.report import verdict_lines
+
+    typer.echo("\n".join(line.replace("**", "") for line in verdict_lines(result)))
+    typer.echo(f"evaluation: {out / 'evaluation.json'}, {out / 'evaluation.md'}, "
+               f"{out / 'evaluation.html'}" + (f"; logs: {log_file}" if log_file else ""))
+    missed = metrics.missed(result, gates)
+    for line in missed:
+        typer.echo(f"fail-under: {line}", err=True)
+    raise typer.Exit(1 if missed else 0)
+
+
+@app.command()
+def bench(config: ConfigOpt, input: InputOpt = None, set: SetOpt = None,
+          documents: Annotated[int, typer.Option(help="documents timed")] = 16,
           warmup_documents: Annotated[int, typer.Option(
-              help="documents of the untimed warm-up run")] = 6,
-          languages: Annotated[str, typer.Option(
-              help="of the bench documents: en,zh (every fourth Chinese) or one of them")]
-          = "en,zh",
-          overrides: SetOpt = None,
-          spark: Annotated[bool, typer.Option(help="also run the job on local[1] Spark")] = True,
-          plan_files: Annotated[int, typer.Option(help="Parquet files to plan")] = 100_000,
-          overhead_documents: Annotated[int, typer.Option(
-              help="documents of the non-model overhead runs (0: none)")] = 2000,
-          tiny_model: Annotated[bool, typer.Option(help="the tiny CPU model, or the config's"
-                                                   " model")] = True,
-          rounds: Annotated[int, typer.Option(help="rounds of the in-process phases")] = 3,
-          pipeline_rerun: Annotated[bool, typer.Option(
-              help="also the pipeline sampling anew (besides on the recorded answers)")] = True,
-          exact_lengths: Annotated[bool, typer.Option(
-              help="bare, naive and the replayed pipeline generate each request's recorded "
-              "output length (no grammar): the schedulers compared on the same tokens")] = False,
-          omp_threads: Annotated[int, typer.Option(
-              help="OMP_NUM_THREADS for the engines (one engine per core on the CPU: 1)")] = 1,
-          sweep: Annotated[bool, typer.Option(help="engine tok/s at fixed concurrency")] = True,
-          only_simulation: Annotated[bool, typer.Option(
-              help="only the scheduler SIMULATION, added to the existing results files")]
-          = False,
-          recording: Annotated[Path | None, typer.Option(
-              help="request lengths the SIMULATION replays (a bench's recording.json); "
-              "default: bench/recording-small.json")] = None,
-          scale: Annotated[bool, typer.Option(
-              "--scale", help="instead: the dry engine end to end on local Spark at growing "
-              "sizes; writes scale.md / scale.json")] = False,
-          sizes: Annotated[str, typer.Option(help="with --scale: units per size, comma-"
-                                             "separated")] = "1000,10000,50000",
-          ) -> None:
-    """Throughput: bare engine vs naive per-stage vs our pipeline (alone, in Spark); overheads.
-    With --scale: driver and executor memory and time per unit at growing sizes."""
-    from mga_spark.bench.run import Settings
-    from mga_spark.bench.run import main as bench_main
+              help="documents of the untimed warm-up before them")] = 2,
+          verbose: VerboseOpt = False) -> None:
+    """Output tok/s of the config's model and pipeline on this machine, and its prefix-cache hit
+    rate: a few documents of the input (default: the shipped sample corpus) through the job's
+    pipeline on one engine. With `plan`'s input_tokens it sizes a run in engine-hours."""
+    from mga_spark.tools.throughput import NoDocuments, check, load
 
-    logs.setup_logging()
-    if scale:
-        from mga_spark.bench.scale import ScaleSettings
-        from mga_spark.bench.scale import main as scale_main
-
-        units = tuple(int(n) for n in sizes.split(",") if n.strip())
-        raise typer.Exit(scale_main(ScaleSettings(out_dir=out_dir or Path("bench"),
-                                                   sizes=units)))
-    raise typer.Exit(bench_main(Settings(config=config, out_dir=out_dir, documents=documents,
-                                         warmup_documents=warmup_documents,
-                                         languages=tuple(x.strip() for x in languages.split(",")
-                                                         if x.strip()),
-                                         overrides=tuple(overrides or ()),
-                                         overhead_documents=overhead_documents,
-                                         omp_threads=omp_threads,
-                                         spark=spark, plan_files=plan_files,
-                                         tiny_model=tiny_model, rounds=rounds, sweep=sweep,
-                                         pipeline_rerun=pipeline_rerun,
-                                         exact_lengths=exact_lengths,
-                                         only_simulation=only_simulation,
-                                         **({"recording": recording} if recording else {}))))
+    _start_logging("unused://", verbose)  # quiet: the engine's logs into a temporary file
+    try:
+        cfg, own = load(config, input, set)
+        result = check(cfg, documents, warmup_documents, own)
+    except (*USER_ERRORS, NoDocuments) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(result.summary(), indent=2))
 
 
 @app.command("make-tiny-model")

@@ -68,15 +68,17 @@ lint: setup
 demo: setup
 	$(BIN)/mga-spark demo $(DEMO_ARGS)
 
-# Throughput benchmark on the tiny CPU model (~11 min): writes bench/tiny/results.md and .json.
+# The research harness (bench/, run from the checkout, not installed): throughput phases on the
+# tiny CPU model (~11 min), written to bench/tiny/results.md and .json. A user's own check of
+# their model and config is `mga-spark bench --config ...` (mga_spark/tools/throughput.py).
 bench: setup
-	$(BIN)/mga-spark bench --out-dir bench/tiny
+	$(BIN)/python -m bench --out-dir bench/tiny
 
 # The same phases on the real SmolLM2-135M-Instruct, 24 English documents, every request at its
 # recorded length in bare, naive and the replayed pipeline (45 min on 2 cores): bench/results.md.
 bench-small: setup
 	$(BIN)/mga-spark make-small-model .cache/small-model
-	$(BIN)/mga-spark bench --config bench/small/config.yaml --no-tiny-model --documents 24 \
+	$(BIN)/python -m bench --config bench/small/config.yaml --no-tiny-model --documents 24 \
 	  --languages en --set pipeline.max_inflight_docs=24 --warmup-documents 1 --omp-threads 2 \
 	  --rounds 1 --no-pipeline-rerun --exact-lengths --no-sweep --no-spark --plan-files 0 \
 	  --overhead-documents 0 --out-dir bench

@@ -1,7 +1,10 @@
 """The package's layers: imports point down the table, never up, and no module imports itself
 back through others (no cycles), counting imports inside functions too.
 
-    cli > bench > tools > job > core > stages, text, prompts > io, engine > schema, config, layout
+    cli > tools > job > core > stages, text, prompts > io, engine > schema, config, layout
+
+The research harness (top-level `bench/`, not installed) sits above them all: it may import the
+package, and nothing in the package imports it.
 
 Within a layer, only the listed edges are allowed (a stage builds its prompt and uses the text
 helpers; io and engine never meet). Stages never touch a live engine: they may read the plain
@@ -23,7 +26,6 @@ LAYERS = [
     {"core"},
     {"job"},
     {"tools"},
-    {"bench"},
     {"cli"},
 ]
 SAME_LAYER = {("stages", "text"), ("stages", "prompts"), ("config", "redaction")}
@@ -42,16 +44,21 @@ def _type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _imports(tree: ast.AST, modules: set[str]) -> set[str]:
+def _ours(name: str, top: str = "mga_spark") -> bool:
+    return name == top or name.startswith(top + ".")
+
+
+def _imports(tree: ast.AST, modules: set[str], top: str = "mga_spark") -> set[str]:
+    """The `top` modules `tree` imports (`from top.x import y`: top.x.y when it is a module)."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _type_checking(node):
             return  # annotations only
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("mga_spark"))
+            found.update(a.name for a in node.names if _ours(a.name, top))
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
-                and node.module.startswith("mga_spark"):
+                and _ours(node.module, top):
             for alias in node.names:  # `from mga_spark.io import read` imports a module
                 sub = f"{node.module}.{alias.name}"
                 found.add(sub if sub in modules else node.module)
@@ -66,6 +73,13 @@ def graph() -> dict[str, set[str]]:
     files = {(_module(p)): p for p in PACKAGE.rglob("*.py")}
     modules = set(files)
     return {m: _imports(ast.parse(p.read_text(), str(p)), modules) - {m} for m, p in files.items()}
+
+
+def harness_imports() -> dict[str, set[str]]:
+    """Package module -> the research harness's modules it imports (top-level `bench`)."""
+    found = {_module(p): _imports(ast.parse(p.read_text(), str(p)), set(), "bench")
+             for p in PACKAGE.rglob("*.py")}
+    return {m: names for m, names in found.items() if names}
 
 
 def group(module: str) -> str | None:
@@ -119,6 +133,37 @@ def test_no_import_cycles() -> None:
         if module not in state:
             walk(module, [module])
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_package_never_imports_the_research_harness() -> None:
+    assert not (PACKAGE / "bench").exists(), "the harness lives in the top-level bench/"
+    assert not harness_imports(), harness_imports()
+
+
+def test_the_harness_is_not_installed() -> None:
+    """The packages setuptools installs, found as pyproject.toml tells it: none of bench/."""
+    import sys
+
+    from setuptools import find_packages
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the dev extra declares tomli
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    rule = pyproject["tool"]["setuptools"]["packages"]["find"]  # include = ["mga_spark*"]
+    found = find_packages(str(PACKAGE.parent), **rule)
+    assert "mga_spark" in found and "mga_spark.tools" in found
+    assert not [p for p in found if p.split(".")[0] != "mga_spark"], found
+    assert "bench" in find_packages(str(PACKAGE.parent))  # what the include leaves out
+
+
+def test_the_harness_rule_sees_an_import_inside_a_function() -> None:
+    tree = ast.parse("def f():\n    from bench.run import main\n    import bench\n")
+    assert _imports(tree, set(), "bench") == {"bench.run", "bench"}
+    assert _imports(ast.parse("import benchmark\nfrom mga_spark import bench"), set(),
+                    "bench") == set()
 
 
 @pytest.mark.parametrize("bad", [{"mga_spark.stages.ga": {"mga_spark.core.ledger"}},

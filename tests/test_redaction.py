@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mga_spark.bench import results as bench_report
-from mga_spark.bench.run import machine_facts
+from bench import results as bench_report
+from bench.run import machine_facts
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.engine.vllm import VLLMEngine
 from mga_spark.io.plan import make_plan
@@ -111,13 +111,13 @@ def test_the_model_column_never_carries_uri_credentials(text: str) -> None:
 
 def test_secret_settings_on_the_command_line_never_reach_the_bench_files(
         tmp_path: Path, monkeypatch) -> None:
-    from mga_spark.bench import record
-    from mga_spark.bench.run import Settings, _settings
+    from bench import record
+    from bench.run import Settings, _settings
 
     overrides = (f"model.engine_args.api_key={API_KEY}", f"model.engine_args.hfToken={HF_TOKEN}",
                  f'input.paths=["s3a://{CREDENTIAL}:{URI_PASSWORD}@bucket/in"]',
                  "rewrite.max_tokens=320")
-    monkeypatch.setattr(sys, "argv", ["/venv/bin/mga-spark", "bench", "--hf-token=" + HF_TOKEN,
+    monkeypatch.setattr(sys, "argv", ["/repo/bench/__main__.py", "--hf-token=" + HF_TOKEN,
                                       *(w for o in overrides for w in ("--set", o))])
     cfg = make_config()
     written = str(_settings(Settings(overrides=overrides), cfg, 16)) + str(

@@ -7,14 +7,16 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from mga_spark.bench import overhead as bench_overhead
-from mga_spark.bench import plan as bench_plan
-from mga_spark.bench import results as bench_report
-from mga_spark.bench.documents import varied_documents
-from mga_spark.bench.phases import (
+from bench import overhead as bench_overhead
+from bench import plan as bench_plan
+from bench import results as bench_report
+from bench.cli import app
+from bench.documents import varied_documents
+from bench.phases import (
     RecordedAnswers,
     Recorder,
     StepTracker,
@@ -26,9 +28,8 @@ from mga_spark.bench.phases import (
     replay_body,
     stage_of,
 )
-from mga_spark.bench.run import best_of, engine_phases
-from mga_spark.bench.sweep import concurrency_sweep
-from mga_spark.cli import app
+from bench.run import best_of, engine_phases
+from bench.sweep import concurrency_sweep
 from mga_spark.config import load_config
 from mga_spark.engine.fake import FakeEngine
 from tests.helpers import make_config, scripted
@@ -50,7 +51,7 @@ def recorded_requests(docs):
 
 
 def test_bench_config_takes_overrides():
-    from mga_spark.bench.run import Settings, bench_config
+    from bench.run import Settings, bench_config
 
     cfg = bench_config(Settings(config=DEMO, tiny_model=False,
                                 overrides=("pipeline.max_inflight_docs=3",)))
@@ -96,8 +97,8 @@ def test_the_pipeline_on_recorded_answers_sends_exactly_the_recorded_requests():
 
 
 def test_the_bench_writes_its_recording_for_the_simulation(tmp_path):
-    from mga_spark.bench import sim, simcases
-    from mga_spark.bench.run import Settings, write_recording
+    from bench import sim, simcases
+    from bench.run import Settings, write_recording
 
     docs = varied_documents(3, seed=9)
     result, recorder = recording(docs)
@@ -173,7 +174,7 @@ def test_instant_engine_takes_every_document_down_the_accepted_path(tmp_path):
 
 
 def test_profile_overhead_compares_whole_and_prefix_once_encoding(tiny_model_dir, capsys):
-    from mga_spark.bench import profile_overhead
+    from bench import profile_overhead
 
     profile_overhead.main(["--config", str(DEMO), "--set",
                            f"model.engine_args.model={tiny_model_dir}", "--documents", "6",
@@ -201,6 +202,10 @@ def test_profile_overhead_compares_whole_and_prefix_once_encoding(tiny_model_dir
 
 def test_planning_many_small_files(tmp_path):
     dirs = bench_plan.make_files(tmp_path, 25)
+    files = sorted(dirs[0].glob("*.parquet"))
+    assert len({f.read_bytes() for f in files}) == 25  # identical files are planned once
+    ids = pq.read_table(files[7], columns=["id"]).column("id").to_pylist()
+    assert ids[:2] == ["f0000007-doc-0", "f0000007-doc-1"] and len(ids) == 10
     result = bench_plan.measure(dirs, traced=True)
     assert (result["files"], result["units"], result["documents"]) == (25, 25, 250)
     assert result["python_retained_mib"] <= result["python_peak_mib"]
@@ -276,9 +281,14 @@ def test_the_goals_are_judged_on_the_pipeline_on_recorded_answers_when_run():
     assert rows["pipeline >= 1.0 x naive per-stage (output tok/s)"][1] == "met"
 
 
-def test_bench_command_is_registered():
-    result = CliRunner().invoke(app, ["bench", "--help"])
-    assert result.exit_code == 0 and "--plan-files" in result.output
+def test_the_harness_runs_from_the_checkout_as_python_m_bench():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT, text=True,
+                         capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "python -m bench" in run.stdout and "--plan-files" in run.stdout
 
 
 @pytest.mark.parametrize(("args", "out_dir"), [
@@ -286,11 +296,11 @@ def test_bench_command_is_registered():
     (["--out-dir", "elsewhere"], "elsewhere")])
 def test_bench_writes_the_real_models_run_to_bench_and_the_tiny_models_beside_it(
         monkeypatch, args, out_dir):
-    from mga_spark.bench import run as bench_run
+    from bench import run as bench_run
 
     seen = []
     monkeypatch.setattr(bench_run, "main", lambda settings: seen.append(settings) or 0)
-    result = CliRunner().invoke(app, ["bench", *args])
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert seen[0].out_dir == Path(out_dir)
 
@@ -333,7 +343,7 @@ def test_engine_phases_on_the_real_engine(vllm_engine, tiny_model_dir):
 @pytest.mark.vllm
 @pytest.mark.spark
 def test_spark_phase_runs_the_real_job(spark, tiny_model_dir, tmp_path):
-    from mga_spark.bench.spark import spark_phase
+    from bench.spark import spark_phase
 
     cfg = load_config(DEMO, [f"model.engine_args.model={tiny_model_dir}",
                              "rewrite.max_tokens=32", "judge.max_tokens=48"])
@@ -354,7 +364,7 @@ class CharTokenizer:
 
 
 def test_reusable_prefix_share_counts_whole_blocks_of_the_shared_prefix():
-    from mga_spark.bench.prefix import reusable_share
+    from bench.prefix import reusable_share
     from mga_spark.engine.base import Request
 
     def req(stage: str, task: str) -> Request:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mga_spark.bench.documents import varied_documents, warmup_documents
+from bench.documents import varied_documents, warmup_documents
 
 
 def test_varied_documents_are_deterministic_and_of_varied_length():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from mga_spark.bench.occupancy import main, report
+from bench.occupancy import main, report
 
 VLLM = ("(MainProcess pid=1) INFO 12-01 10:00:{s:02d} [loggers.py:335] Engine 000: Avg prompt "
         "throughput: 0.0 tokens/s, Avg generation throughput: {tps} tokens/s, Running: {n} reqs, "
         "Waiting: 0 reqs, CPU KV cache usage: 1.0%, Prefix cache hit rate: 0.0%")
-PHASE = "2026-12-01 10:00:{s:02d},000 INFO mga_spark.bench.run: {name}: {secs}s, 9 output tok/s"
+PHASE = "2026-12-01 10:00:{s:02d},000 INFO bench.run: {name}: {secs}s, 9 output tok/s"
+OLD_PHASE = PHASE.replace("bench.run", "mga_spark.bench.run")  # logs from before the move
 
 
 def log() -> str:
@@ -16,7 +17,7 @@ def log() -> str:
              VLLM.format(s=20, tps=5.0, n=3),     # 10 s with 3 running: 50 tokens
              PHASE.format(s=20, name="bare engine", secs="20.0"),
              VLLM.format(s=30, tps=20.0, n=10),   # next phase
-             PHASE.format(s=31, name="naive per-stage", secs="11.0")]
+             OLD_PHASE.format(s=31, name="naive per-stage", secs="11.0")]
     return "\n".join(lines)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mga_spark.bench.documents import varied_documents
-from mga_spark.bench.phases import StepTracker, measure
-from mga_spark.bench.record import incremental_body, recording
+from bench.documents import varied_documents
+from bench.phases import StepTracker, measure
+from bench.record import incremental_body, recording
 from mga_spark.engine.fake import FakeEngine
 from tests.helpers import make_config, scripted
 

@@ -1,4 +1,4 @@
-"""`mga-spark bench --scale` on tiny sizes, so it cannot rot: no timing is asserted anywhere."""
+"""`python -m bench --scale` on tiny sizes, so it cannot rot: no timing is asserted anywhere."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pyarrow.dataset as pds
 import pytest
 from typer.testing import CliRunner
 
-from mga_spark.bench import scale, scale_report
-from mga_spark.cli import app
+from bench import scale, scale_report
+from bench.cli import app
 
 
 def test_the_corpus_has_one_row_group_per_unit(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_the_projection_is_a_line_through_the_measured_sizes(tmp_path: Path) -> 
 @pytest.mark.spark
 def test_the_scale_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the bench's work directory is ./work/bench-scale
-    result = CliRunner().invoke(app, ["bench", "--scale", "--sizes", "3,6", "--out-dir",
+    result = CliRunner().invoke(app, ["--scale", "--sizes", "3,6", "--out-dir",
                                       str(tmp_path / "bench")])
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "bench" / "scale.json").read_text())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mga_spark.bench.sim import SCHEDULERS, Req, StepModel, graph, simulate
-from mga_spark.bench.simcases import H100, run_cases
+from bench.sim import SCHEDULERS, Req, StepModel, graph, simulate
+from bench.simcases import H100, run_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAT = StepModel("flat", fixed_ms=1.0, per_prefill_token_ms=0.0, per_seq_ms=0.0,
@@ -176,7 +176,7 @@ def test_only_simulation_adds_its_section_to_the_measured_results(tmp_path):
     import json
     import shutil
 
-    from mga_spark.bench.run import Settings, run_bench
+    from bench.run import Settings, run_bench
 
     shutil.copy(ROOT / "bench" / "tiny" / "results.json", tmp_path / "results.json")
     rec = tmp_path / "recording.json"
@@ -190,14 +190,14 @@ def test_only_simulation_adds_its_section_to_the_measured_results(tmp_path):
 
 
 def test_only_simulation_without_a_measured_run_says_what_to_do(tmp_path):
-    from mga_spark.bench.run import Settings, run_bench
+    from bench.run import Settings, run_bench
 
     with pytest.raises(FileNotFoundError, match="without --only-simulation"):
         run_bench(Settings(out_dir=tmp_path, only_simulation=True))
 
 
 def test_projection_divides_the_output_tokens_by_the_rate_times_the_simulated_ratio():
-    from mga_spark.bench.simcases import OUTPUT_TOKENS, projection_lines
+    from bench.simcases import OUTPUT_TOKENS, projection_lines
 
     sim = {"step_models": [{"name": "m"}], "rows": [
         {"lengths": "0.8x", "step_model": "m", "scheduler": s, "x_bare": x}

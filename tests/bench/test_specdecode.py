@@ -1,5 +1,5 @@
 """The n-gram speculative decoding bench (`bench.specdecode`): its requests and its arithmetic.
-The engine runs themselves are the bench's (`python -m mga_spark.bench.specdecode`)."""
+The engine runs themselves are the bench's (`python -m bench.specdecode`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mga_spark.bench.specdecode import (
+from bench.specdecode import (
     PAIRS,
     compare,
     ngram_config,

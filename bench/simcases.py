@@ -1,4 +1,4 @@
-"""The SIMULATION's cases for `mga-spark bench`: a stated H100 step-time model, two length cases.
+"""The SIMULATION's cases for `python -m bench`: a stated H100 step-time model, two length cases.
 
 Nothing here is measured on a GPU. The step-time parameters are derived from public figures and
 stated assumptions (`SOURCES`, shown next to every table); the request lengths come from a
@@ -13,10 +13,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mga_spark.bench.sim import SCHEDULERS, StepModel, graph, simulate
+from bench import ROOT
+from bench.sim import SCHEDULERS, StepModel, graph, simulate
 
 log = logging.getLogger(__name__)
-RECORDING = Path(__file__).resolve().parents[2] / "bench" / "recording-small.json"
+RECORDING = ROOT / "bench" / "recording-small.json"
 
 # granite-3.1-3b-a800m-instruct (conf/gpu.yaml's stand-in for the paper's 3.3B MoE) on one
 # H100 SXM 80 GB, FP8 weights. Weights: 3.3 GB read per step at ~60% of 3.35 TB/s ~ 1.6 ms.
@@ -123,7 +124,7 @@ def markdown_lines(sim: dict) -> list[str]:
     """The simulation's section of results.md, labelled as a simulation in every heading."""
     rec = sim["recording"]
     out = ["## SIMULATION: the schedulers on a stated GPU step-time model (not a measurement)", "",
-           f"Computed by `mga-spark bench` (alone: `mga-spark bench --only-simulation`) in "
+           f"Computed by `python -m bench` (alone: `python -m bench --only-simulation`) in "
            f"{sim['seconds']} s. Request graph per chunk: 1 GA request, 5 rewrites released when "
            "it finishes, 1 judge per judged rewrite released when that rewrite finishes. "
            f"{sim['documents']} documents drawn from the {sim['recorded_documents']} documents "

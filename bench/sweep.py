@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import Any
 
-from mga_spark.bench.phases import stage_of
+from bench.phases import stage_of
 from mga_spark.engine.base import Request
 
 LEVELS = (1, 4, 16, 64, 256)

@@ -10,7 +10,7 @@ each engine with `--omp-threads` OpenMP threads (2: one engine on this machine's
 It reports output tok/s of each run, the on/off ratio, vLLM's own draft and accepted token
 counters, and how many greedy outputs are identical with the proposer on.
 
-    python -m mga_spark.bench.specdecode --config conf/small.yaml --documents 8 \\
+    python -m bench.specdecode --config conf/small.yaml --documents 8 \\
         --out bench/small/specdecode.json
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import child_env
 from mga_spark.config import load_config
 from mga_spark.engine.base import Request, run_all
 from mga_spark.prompts import load_prompts
@@ -120,13 +120,13 @@ def run(config: Path, documents: int, rounds: int, speculative: dict,
         for r in range(rounds):
             for variant in ("off", "on"):
                 out = Path(tmp) / f"{variant}-{r}.json"
-                cmd = [sys.executable, "-m", "mga_spark.bench.specdecode", "--config",
+                cmd = [sys.executable, "-m", "bench.specdecode", "--config",
                        str(config), "--child", str(req_file), "--child-out", str(out),
                        *(f"--set={o}" for o in overrides)]
                 if variant == "on":
                     cmd += ["--speculative", json.dumps(speculative)]
                 log.info("round %d, speculative decoding %s", r + 1, variant)
-                env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads)}
+                env = child_env(OMP_NUM_THREADS=str(omp_threads))
                 subprocess.run(cmd, check=True, env=env)
                 runs.append({"variant": variant, "round": r + 1, **json.loads(out.read_text())})
     return {**summary(runs, config, documents, len(requests)),

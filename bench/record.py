@@ -5,7 +5,7 @@ per request, its stage, prompt tokens, output tokens and finish reason, grouped 
 chunk, plus each chunk's source length in tokens (the text inside the `<document>` block of its
 GA prompt). No text is kept: the file holds lengths only. `bench.sim` replays it.
 
-    python -m mga_spark.bench.record --config CONF --documents 16 --out bench/recording.json
+    python -m bench.record --config CONF --documents 16 --out bench/recording.json
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from mga_spark.bench.phases import StepTracker, measure
+from bench.phases import StepTracker, measure
 from mga_spark.engine.base import Completion, Request
 from mga_spark.redaction import redact_setting
 
@@ -104,7 +104,7 @@ def header(cfg, config: Path, overrides: list[str], documents: int, seed: int,
 
 def record(config: Path, documents: int, seed: int = 0, overrides: list[str] | None = None,
            out_path: Path | None = None) -> dict:
-    from mga_spark.bench.documents import varied_documents
+    from bench.documents import varied_documents
     from mga_spark.config import load_config
     from mga_spark.engine.vllm import VLLMEngine
 

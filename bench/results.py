@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from mga_spark.bench import simcases
+from bench import simcases
 
 CEILING = "bare engine"
 PIPELINE = "pipeline"  # sampling anew: its own GA pairs, so its own requests
@@ -152,7 +152,7 @@ def markdown(results: dict, notes: str | None) -> str:
         "# Throughput benchmark",
         "",
         f"Run {results['finished_at']} with "
-        f"`{results['settings'].get('command') or 'mga-spark bench'}`, "
+        f"`{results['settings'].get('command') or 'python -m bench'}`, "
         f"{results['seconds']:.0f} s in all. Figures from one process and one run; "
         "compare ratios, not absolute numbers (a 2-core machine shared with other work).",
         "",

@@ -1,6 +1,6 @@
 """The non-model overhead on a real model's tokenizer, measured and profiled (cProfile).
 
-    python -m mga_spark.bench.profile_overhead --config CONF [--documents 1000] [--top 25]
+    python -m bench.profile_overhead --config CONF [--documents 1000] [--top 25]
 
 Runs the bench's unit path (`overhead.unit_path`: production cleaning, the model's tokenizer for
 token counts and for rendering every prompt, encoded by the engine's own `PromptEncoder`) on the
@@ -27,9 +27,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mga_spark.bench import overhead as bench_overhead
-from mga_spark.bench.phases import doc_of
-from mga_spark.bench.record import DOCUMENT
+from bench import overhead as bench_overhead
+from bench.phases import doc_of
+from bench.record import DOCUMENT
 from mga_spark.engine.base import Request
 from mga_spark.engine.prompt_ids import PromptEncoder
 from mga_spark.schema import Document
@@ -42,7 +42,7 @@ def distinct_documents(n: int) -> list[Document]:
     as in a deduplicated corpus no chunk's text repeats across documents, so the prefix cache
     reuses a prefix only within its own chunk (`corpus_of` cycles 48 texts, whose repeats would
     hit the cache across documents and overstate the saving)."""
-    from mga_spark.bench.documents import varied_documents
+    from bench.documents import varied_documents
 
     def tagged(i: int, k: int, part: str) -> str:
         gap = " " if " " in part else ""  # Chinese text stays without spaces
@@ -139,7 +139,7 @@ def compare(cfg: Any, corpus: list, tokenizer: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mga_spark.bench.run import model_tokenizer
+    from bench.run import model_tokenizer
     from mga_spark.config import load_config
     from mga_spark.core.pipeline import Pipeline
     from mga_spark.prompts import load_prompts

@@ -1,4 +1,4 @@
-"""`mga-spark bench`: is the engine kept busy? One process, one run, one engine, same documents.
+"""`python -m bench`: is the engine kept busy? One process, one run, one engine, same documents.
 
 Phases, in this order, each after a prefix-cache reset (`LLM.reset_prefix_cache`) so none
 benefits from another's cache:
@@ -33,15 +33,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from mga_spark.bench import overhead as bench_overhead
-from mga_spark.bench import plan as bench_plan
-from mga_spark.bench import prefix as bench_prefix
-from mga_spark.bench import record as bench_record
-from mga_spark.bench import results as bench_report
-from mga_spark.bench import simcases
-from mga_spark.bench import sweep as bench_sweep
-from mga_spark.bench.documents import varied_documents, warmup_documents
-from mga_spark.bench.phases import (
+from bench import overhead as bench_overhead
+from bench import plan as bench_plan
+from bench import prefix as bench_prefix
+from bench import record as bench_record
+from bench import results as bench_report
+from bench import simcases
+from bench import sweep as bench_sweep
+from bench.documents import varied_documents, warmup_documents
+from bench.phases import (
     PhaseResult,
     Recorder,
     StepTracker,
@@ -186,7 +186,7 @@ def run_simulation_only(settings: Settings) -> dict:
     path = settings.out_dir / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no measured run to add the simulation to; run "
-                                "`mga-spark bench` without --only-simulation first")
+                                "`python -m bench` without --only-simulation first")
     results = json.loads(path.read_text())
     results["simulation"] = simulation(settings)
     bench_report.write(results, settings.out_dir)
@@ -221,7 +221,7 @@ def run_bench(settings: Settings) -> dict:
     results["machine"]["affinity_after_engine"] = sorted(os.sched_getaffinity(0))
     engine.shutdown()  # the Spark phase's engine lives in the Spark Python worker
     if settings.spark:
-        from mga_spark.bench.spark import spark_phase
+        from bench.spark import spark_phase
 
         unit_docs = settings.spark_unit_docs or max(1, (len(docs) + 1) // 2)
         with tempfile.TemporaryDirectory(prefix="mga-bench-spark-") as tmp:
@@ -240,7 +240,7 @@ def write_recording(settings: Settings, cfg: Config, recorder, count_tokens) -> 
     directory, the file `bench.sim` replays (`--recording`)."""
     docs = bench_record.recording(recorder.requests, recorder.completions, count_tokens)
     out = {**bench_record.header(cfg, settings.config, list(settings.overrides),
-                                 settings.documents, settings.seed, by="mga-spark bench"),
+                                 settings.documents, settings.seed, by="python -m bench"),
            "languages": list(settings.languages), "documents": len(docs), "complete": True,
            "docs": docs}
     path = settings.out_dir / "recording.json"
@@ -267,10 +267,10 @@ def _settings(settings: Settings, cfg: Config, naive_batch: int) -> dict:
 
 
 def _command() -> str:
-    """How this bench was started, as the user typed it (redacted)."""
-    if Path(sys.argv[0]).name != "mga-spark":
-        return "mga-spark bench"
-    return shlex.join(["mga-spark", *map(redact_setting, sys.argv[1:])])
+    """How this bench was started, as the user typed it (redacted): `python -m bench ...`."""
+    if Path(sys.argv[0]).name != "__main__.py":  # not `python -m bench` (a test, a script)
+        return "python -m bench"
+    return shlex.join(["python", "-m", "bench", *map(redact_setting, sys.argv[1:])])
 
 
 def document_facts(engine, docs: list[Document], cfg: Config) -> dict:

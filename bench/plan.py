@@ -1,8 +1,10 @@
 """Driver planning at corpus scale: `plan.make_plan` over many small Parquet files.
 
-`make_files` writes one small Parquet file (id, text, topic; `row_groups` row groups) and copies
-its bytes to `n` paths, 1,000 per directory. Each measurement runs in a fresh interpreter
-(`python -m mga_spark.bench.plan DIR... --traced`) so its peak memory is the planner's alone:
+`make_files` writes one small uncompressed Parquet file (id, text, topic; `row_groups` row
+groups) and copies its bytes to `n` paths, 1,000 per directory, each with its own number in its
+ids (same length, so the copy stays valid): no two files alike, as the planner recognises
+identical files by their footers and plans them once. Each measurement runs in a fresh interpreter
+(`python -m bench.plan DIR... --traced`) so its peak memory is the planner's alone:
 peak RSS growth (VmHWM after a reset, Linux), and with `--traced` the peak of Python
 allocations from tracemalloc (slower, so timed separately).
 """
@@ -19,18 +21,23 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench import child_env
+
 PER_DIR = 1000
+MARK = "F0000000"  # in every id of the template; each copy puts its own number there
 
 
 def make_files(root: Path, n: int, row_groups: int = 2, rows_per_group: int = 5) -> list[Path]:
-    """`n` identical small Parquet files under `root`/dNNNN/; returns the directories."""
+    """`n` small Parquet files under `root`/dNNNN/, alike but for their ids; returns the
+    directories."""
     rows = row_groups * rows_per_group
-    table = pa.table({"id": [f"doc-{i}" for i in range(rows)],
+    table = pa.table({"id": [f"{MARK}-doc-{i}" for i in range(rows)],
                       "text": [f"Short document number {i}." for i in range(rows)],
                       "topic": ["bench"] * rows})
     template = root / "template.parquet"
     root.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, template, row_group_size=rows_per_group)
+    # uncompressed: the mark is in the bytes wherever an id is (pages, statistics)
+    pq.write_table(table, template, row_group_size=rows_per_group, compression="none")
     data = template.read_bytes()
     template.unlink()
     dirs = []
@@ -39,15 +46,17 @@ def make_files(root: Path, n: int, row_groups: int = 2, rows_per_group: int = 5)
         if i % PER_DIR == 0:
             directory.mkdir(exist_ok=True)
             dirs.append(directory)
-        (directory / f"part-{i:06d}.parquet").write_bytes(data)
+        own = data.replace(MARK.encode(), f"f{i:0{len(MARK) - 1}d}".encode())
+        (directory / f"part-{i:06d}.parquet").write_bytes(own)
     return dirs
 
 
 def measure(dirs: list[Path], traced: bool, unit_docs: int = 1000) -> dict:
     """Plan `dirs` in a fresh interpreter; time, units and peak memory growth."""
-    argv = [sys.executable, "-m", "mga_spark.bench.plan", *map(str, dirs),
+    argv = [sys.executable, "-m", "bench.plan", *map(str, dirs),
             f"--unit-docs={unit_docs}"] + (["--traced"] if traced else [])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800)
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800,
+                         env=child_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

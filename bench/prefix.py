@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mga_spark.bench.phases import stage_of
+from bench.phases import stage_of
 from mga_spark.engine.base import Request
 
 REUSING = ("rewrite", "judge")

@@ -83,7 +83,7 @@ def markdown(rows: list[dict], settings: Any) -> str:
     p = projection(rows)
     spark = ", ".join(f"{n} executors: {m} min" for n, m in p["verify_spark_minutes"].items())
     return "\n".join([
-        "# Scale benchmark (`mga-spark bench --scale`)", "",
+        "# Scale benchmark (`python -m bench --scale`)", "",
         f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.platform()}); Spark `{settings.master}`, the dry "
         f"engine, {settings.unit_docs} tiny documents per unit, {settings.num_pairs} pairs. "

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mga_spark.bench.phases import stage_of
+from bench.phases import stage_of
 from mga_spark.config import Config, load_config
 from mga_spark.engine.base import Completion, Request
 from mga_spark.engine.prompt_ids import PromptEncoder
@@ -118,7 +118,7 @@ def unit_path(cfg: Config, docs: list[Document], label: str, tokenizer: Any = No
               prefix_ids: bool = True) -> dict:
     """Run every unit of `docs` through `process_unit` on an InstantEngine; docs/s per core.
     Call it once untimed first: the first run pays one-time imports and detector loading."""
-    from mga_spark.bench.spark import write_corpus
+    from bench.spark import write_corpus
     from mga_spark.io.plan import make_plan
     from mga_spark.job.unit import process_unit
 

@@ -1,4 +1,4 @@
-"""`mga-spark bench --scale`: the plumbing end to end at growing sizes, with the dry engine.
+"""`python -m bench --scale`: the plumbing end to end at growing sizes, with the dry engine.
 
 For each size (a number of units) it writes a synthetic corpus of tiny documents (`unit_docs`
 per unit, row groups of one unit, files of FILE_UNITS units) and then, in a fresh Python process
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from bench import child_env
 
 log = logging.getLogger(__name__)
 SIZES = (1_000, 10_000, 50_000)
@@ -186,10 +188,10 @@ def run_size(settings: ScaleSettings, units: int) -> dict:
     work = settings.workdir / f"units-{units}"
     shutil.rmtree(work, ignore_errors=True)
     write_corpus(work / "input", units, settings.unit_docs)
-    args = [sys.executable, "-m", "mga_spark.bench.scale", str(units), str(work),
+    args = [sys.executable, "-m", "bench.scale", str(units), str(work),
             str(settings.unit_docs), str(settings.num_pairs), settings.master]
     log.info("scale bench: %d units (%d documents)", units, units * settings.unit_docs)
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, capture_output=True, text=True, check=False, env=child_env())
     if done.returncode != 0:
         raise RuntimeError(f"scale bench at {units} units failed:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
@@ -198,7 +200,7 @@ def run_size(settings: ScaleSettings, units: int) -> dict:
 
 
 def main(settings: ScaleSettings) -> int:
-    from mga_spark.bench import scale_report
+    from bench import scale_report
 
     rows = []
     for units in settings.sizes:

@@ -2,12 +2,12 @@
 
 vLLM logs, every ~10 s, the generation throughput of the interval and the requests running at
 its end ("Engine 000: ... Avg generation throughput: 41.3 tokens/s, Running: 5 reqs, ...");
-the bench logs each phase's name and duration when it ends ("mga_spark.bench.run: bare
+the bench logs each phase's name and duration when it ends ("bench.run: bare
 engine: 546.1s, ..."). Per phase this gives the seconds spent, and the output tokens made, with
 few or many requests running: where a phase's time goes when its rate falls short of the
 engine's. Granularity is the log interval; a line's running count stands for its interval.
 
-    python -m mga_spark.bench.occupancy /tmp/bench.log [--year 2026]
+    python -m bench.occupancy /tmp/bench.log [--year 2026]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 
 ENGINE = re.compile(r"INFO (\d\d-\d\d \d\d:\d\d:\d\d) \[loggers\.py:\d+\] Engine \d+: .*?"
                     r"Avg generation throughput: ([\d.]+) tokens/s, Running: (\d+) reqs")
-PHASE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO mga_spark\.bench\.run: "
+# the harness's logger: `bench.run`, `mga_spark.bench.run` in logs written before it moved
+PHASE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (?:mga_spark\.)?bench\.run: "
                    r"(.+?): ([\d.]+)s, ")
 BANDS = ((1, 4), (5, 15), (16, 63), (64, 10**9))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mga_spark.bench.phases import PhaseResult
+from bench.phases import PhaseResult
 from mga_spark.config import Config, load_config
 from mga_spark.io import records
 from mga_spark.schema import Document

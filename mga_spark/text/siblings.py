@@ -2,7 +2,7 @@
 
 A chunk has only a handful of variants (`ga.num_pairs`), so the exact Jaccard similarity of their
 shingle sets costs less than building MinHash signatures and is never approximate. Shingles are
-word 5-grams, or character 8-grams for CJK text (the units `cleaning` uses for copying).
+word 5-grams, or character 8-grams for CJK text (the units `overlap` uses for copying).
 
 The decision is deterministic whatever order the variants finished in: candidates are taken in
 pair-index order, and one whose similarity to an already kept sibling reaches the threshold is
@@ -14,19 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mga_spark.text.cleaning import CHAR_NGRAM, WORD_NGRAM, _grams, _profile
+from mga_spark.text.overlap import CHAR_NGRAM, WORD_NGRAM, grams, profile
 
 Shingles = frozenset
 
 
 def shingles(text: str) -> Shingles:
     """The text's word 5-grams (CJK: character 8-grams); a shorter text is one shingle."""
-    p = _profile(text)
+    p = profile(text)
     size = len(p.words) if not p.cjk else len("".join(p.text.split()))
     n = CHAR_NGRAM if p.cjk else WORD_NGRAM
     if size < n:
         return frozenset([tuple(p.words) if not p.cjk else "".join(p.text.split())])
-    return frozenset(_grams(p, p.cjk, n))
+    return frozenset(grams(p, p.cjk, n))
 
 
 def jaccard(a: Shingles, b: Shingles) -> float:

@@ -11,7 +11,7 @@ from mga_spark.core.pipeline import Pipeline
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import RejectRow, VariantRow
-from mga_spark.text import cleaning, siblings
+from mga_spark.text import overlap, siblings
 from tests.helpers import EN_TEXT, ZH_TEXT, doc, make_config, paraphrase, scripted, verdict_json
 
 
@@ -56,8 +56,8 @@ def test_coverage_and_novelty_are_the_cleaning_measures_of_the_row_text():
     assert by_pair[0].keyword_coverage == pytest.approx(1.0)
     assert by_pair[0].novelty == pytest.approx(1.0)
     for v in variants:
-        assert v.keyword_coverage == pytest.approx(cleaning.keyword_coverage(EN_TEXT, v.text))
-        assert v.novelty == pytest.approx(1 - cleaning.copy_similarity(EN_TEXT, v.text))
+        assert v.keyword_coverage == pytest.approx(overlap.keyword_coverage(EN_TEXT, v.text))
+        assert v.novelty == pytest.approx(1 - overlap.copy_similarity(EN_TEXT, v.text))
     assert 0.2 < by_pair[1].novelty < 0.8
     assert by_pair[2].keyword_coverage < 0.3 and by_pair[2].novelty == pytest.approx(1.0)
 

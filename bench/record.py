@@ -1,6 +1,6 @@
 """Request lengths recorded from one pipeline run on a real engine, for the scheduler simulation.
 
-`record` runs our pipeline (`phases.pipeline_body`) over the bench's varied documents and keeps,
+`record` runs our pipeline (`bodies.pipeline_body`) over the bench's varied documents and keeps,
 per request, its stage, prompt tokens, output tokens and finish reason, grouped by document and
 chunk, plus each chunk's source length in tokens (the text inside the `<document>` block of its
 GA prompt). No text is kept: the file holds lengths only. `bench.sim` replays it.

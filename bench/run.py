@@ -9,7 +9,7 @@ benefits from another's cache:
 4. naive: the same requests, one drained batch per stage per group of documents;
 5. our pipeline (continuous stage flow) on the recorded answers: the engine generates every
    request anew, the pipeline is handed the recorded texts, so it sends exactly the requests
-   that 3 and 4 replay (`phases.RecordedAnswers`): the same workload under three schedulers;
+   that 3 and 4 replay (`bodies.RecordedAnswers`): the same workload under three schedulers;
 6. our pipeline again, sampling anew (its own GA pairs, rewrites and rejects: another workload
    of the same documents; `--no-pipeline-rerun` skips it);
 7. our pipeline inside Spark: the real job on local[1] (`bench_spark`).
@@ -40,18 +40,9 @@ from bench import record as bench_record
 from bench import results as bench_report
 from bench import simcases
 from bench import sweep as bench_sweep
+from bench.bodies import bare_body, exact_lengths, naive_body, pipeline_body, replay_body
 from bench.documents import varied_documents, warmup_documents
-from bench.phases import (
-    PhaseResult,
-    Recorder,
-    StepTracker,
-    bare_body,
-    exact_lengths,
-    measure,
-    naive_body,
-    pipeline_body,
-    replay_body,
-)
+from bench.phases import PhaseResult, Recorder, StepTracker, measure
 from mga_spark.config import Config, load_config
 from mga_spark.redaction import redact, redact_setting
 from mga_spark.schema import Document
@@ -108,7 +99,7 @@ def engine_phases(cfg: Config, engine, docs: list[Document], warmup: list[Docume
     answers and (`rerun`) the pipeline sampling anew, order rotated each round, on one
     `VLLMEngine`; each phase's best round is kept (interference from other work on the machine
     only ever slows a phase down), all rounds are in its notes. `exact`: bare, naive and the
-    replay send each request at its recorded output length (`phases.exact_length`), so the
+    replay send each request at its recorded output length (`bodies.exact_length`), so the
     three decode the same tokens and differ in scheduling alone.
     Returns the phases and the recording run's `Recorder` (its requests and completions)."""
     llm = engine._get_llm()  # built here: build time is not part of any phase

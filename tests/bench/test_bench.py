@@ -14,20 +14,17 @@ from typer.testing import CliRunner
 from bench import overhead as bench_overhead
 from bench import plan as bench_plan
 from bench import results as bench_report
-from bench.cli import app
-from bench.documents import varied_documents
-from bench.phases import (
+from bench.bodies import (
     RecordedAnswers,
-    Recorder,
-    StepTracker,
     bare_body,
     exact_lengths,
-    measure,
     naive_body,
     pipeline_body,
     replay_body,
-    stage_of,
 )
+from bench.cli import app
+from bench.documents import varied_documents
+from bench.phases import Recorder, StepTracker, measure, stage_of
 from bench.run import best_of, engine_phases
 from bench.sweep import concurrency_sweep
 from mga_spark.config import load_config

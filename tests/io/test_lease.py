@@ -203,3 +203,27 @@ def test_a_filesystem_without_exclusive_create_is_refused_before_any_work() -> N
     assert str(refused.value).startswith("webhdfs://out/_lease: this filesystem offers no "
                                          "atomic exclusive create")
     assert "Supported outputs: local paths (also NFS), s3://, gs://, abfs://" in str(refused.value)
+
+
+def test_a_stalled_holder_asks_and_learns_at_once_that_its_lease_was_taken(output) -> None:
+    """The holder's heartbeat thread stops (as in a stopped process); `still_held` beats itself
+    when the last beat is older than one interval, so a driver that asks before it starts work
+    never starts it on a lease another driver took meanwhile."""
+    first = lease.Lease(output, 1.0, app="first")
+    first.acquire()
+    first._stop.set()  # the heartbeat thread ends: nothing beats for `first` any more
+    first._thread.join()
+    time.sleep(0.3)
+    assert first.still_held()  # not taken yet: it beats now, and still holds
+    assert time.time() - first.holder.heartbeat < 0.2
+    time.sleep(1.3)  # stale now
+    taker = lease.Lease(output, 1.0, app="taker")
+    taker.acquire()
+    try:
+        assert not first.lost  # nothing told it yet
+        assert not first.still_held() and first.lost
+        assert "started no further units and wrote no stats" in str(first.lost_error())
+    finally:
+        taker.release()
+        first.release()
+    assert [h["app"] for h in lease_files(output)] == ["taker"]

@@ -233,6 +233,25 @@ def test_a_failed_unit_leaves_nothing_where_readers_look(two_units, monkeypatch,
     assert not [f for f in output_files(cfg) if f.startswith("_staging/")]
 
 
+def test_the_attempt_past_the_last_only_reports(two_units) -> None:
+    """Spark allows job.max_failures + 1 attempts (job/spark.py): the extra one runs when the
+    worker died on the last; it builds no engine and runs nothing, it reports."""
+    from mga_spark.job.unit import LOST, attempt_unit
+
+    cfg, (unit, other) = two_units
+    process_unit(cfg, other, armed(other), cfg.output.path)
+
+    def no_engine(_cfg, _gpus):
+        raise AssertionError("the reporting attempt built an engine")
+
+    outcome, counts = attempt_unit(cfg, unit, cfg.job.max_failures, (), no_engine)
+    assert outcome == {"unit": unit.id, "ok": False, "file": unit.file, "rows": [0, 2],
+                       "attempts": cfg.job.max_failures, "error": LOST}
+    assert counts == {"units_failed": 1}
+    outcome, counts = attempt_unit(cfg, other, cfg.job.max_failures, (), no_engine)
+    assert outcome == {"unit": other.id, "ok": True} and counts == {"units_done": 1}
+
+
 def test_a_transient_write_error_is_retried_with_backoff(two_units, monkeypatch, sleeps,
                                                          capsys) -> None:
     cfg, (unit, _) = two_units

@@ -307,3 +307,80 @@ def test_on_spark_waves_are_spark_jobs_two_at_once_and_every_unit_commits(spark,
     assert (result.ok, result.ran, result.stats["units"]) == (True, 9, 9)
     assert runner.sizes == [2, 2, 2, 2, 1] and runner.most == 2
     assert verify(cfg.output.path).ok
+
+
+# -- resumes and a lost lease ----------------------------------------------------------------
+
+
+def test_a_resume_with_committed_units_runs_no_probe_wave(tmp_path: Path, caplog) -> None:
+    corpus(tmp_path / "in", 10)
+    cfg = config(tmp_path, wave_units=4, stop_after_same_failures=2)
+    bad = {"d3", "d5", "d7", "d9"}  # one per wave, so no wave fails as a whole
+
+    def some_crash(*args):
+        return RuntimeError("CUDA error") if args[-1].id.split("\x1f")[1] in bad else None
+
+    caplog.set_level("INFO", logger="mga_spark.job.waves")
+    first = Recording(FakeEngine(scripted(with_rewrites(some_crash))))
+    result = run_job(cfg, first, show_progress=False)
+    assert first.waves == [2, 4, 4] and len(result.failed) == 4
+    probe = [r.getMessage() for r in caplog.records if "probe wave" in r.getMessage()]
+    assert len(probe) == 1 and probe[0].startswith(
+        "the probe wave (2 units run alone first, job.stop_after_same_failures=2) took ")
+    assert "while the rest of the cluster waited; a resume skips it" in probe[0]
+    caplog.clear()
+    again = Recording(ok_engine())
+    result = run_job(cfg, again, show_progress=False)
+    assert again.waves == [4] and (result.skipped, result.ran, result.ok) == (6, 4, True)
+    assert not [r for r in caplog.records if "probe wave" in r.getMessage()]
+
+
+def test_a_driver_that_lost_its_lease_starts_no_further_wave_and_cancels_its_own() -> None:
+    cfg = make_config(job={"wave_units": 3, "stop_after_same_failures": 0})
+    todo = units(30)
+    runner = Threaded(hang={u.id for u in todo[3:]})  # wave 1 ends, waves 2 and 3 run on
+    asked = []
+
+    def held() -> bool:
+        asked.append(time.monotonic())
+        return runner.active < 2 or len(asked) < 20  # lost while waves 2 and 3 run
+
+    started = time.monotonic()
+    result = waves.run_waves(cfg, runner, todo, lambda _c: None, held=held)
+    assert result.lost and runner.cancelled == 1
+    assert (result.waves, result.started) == (3, 9)  # nothing after the loss
+    assert time.monotonic() - started < 20  # the hung waves were cancelled, not waited for
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    assert max(gaps) <= waves.LEASE_CHECK_S + 0.3  # asked at least every half second
+
+
+class TakenOver(InProcessRunner):
+    """The in-process runner; during its second wave another driver takes the lease (the next
+    generation of `_lease/` appears, as io/lease.py's acquire writes it)."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__(lambda _cfg, _gpu: ok_engine())
+        self.output, self.waves = Path(output), 0
+
+    def run(self, cfg, todo, progress):
+        self.waves += 1
+        if self.waves == 2:
+            top = max(int(p.stem) for p in (self.output / "_lease").glob("*.json"))
+            holder = json.loads((self.output / "_lease" / f"{top:010d}.json").read_text())
+            holder.update(pid=holder["pid"] + 1, run="another-driver")
+            (self.output / "_lease" / f"{top + 1:010d}.json").write_text(json.dumps(holder))
+        return super().run(cfg, todo, progress)
+
+
+def test_a_driver_that_lost_its_lease_writes_no_stats_nor_card(tmp_path: Path) -> None:
+    from mga_spark.io.lease import LeaseLost
+
+    corpus(tmp_path / "in", 8)
+    cfg = config(tmp_path, wave_units=2, stop_after_same_failures=0, lease_timeout_s=1)
+    runner = TakenOver(cfg.output.path)
+    with pytest.raises(LeaseLost, match="started no further units and wrote no stats"):
+        run_job(cfg, runner, show_progress=False)
+    assert runner.waves == 2  # the wave running at the loss ends (in process: no cancel)
+    out = Path(cfg.output.path)
+    assert not (out / "stats.json").exists() and not (out / "README.md").exists()
+    assert len(records.committed_units(cfg.output.path)) == 4

@@ -1,5 +1,12 @@
 """The shapes every layer shares: stages, reject reasons, the genre-audience pair, the input
-document, the output rows and their Arrow schemas, and `Failure` (a reason and a detail)."""
+document, the output rows and their Arrow schemas, and `Failure` (a reason and a detail).
+
+Quality signals on a variant row (null on an original, which is not a rewrite and has nothing to
+be measured against): `keyword_coverage`, `novelty`, `max_sibling_similarity`, and `fidelity`,
+the share of the source chunk's numbers and named entities the rewrite keeps
+(`text/fidelity.py`; also null when the chunk has no checkable fact). A reader can filter on
+`fidelity` without trusting the judge.
+"""
 
 from __future__ import annotations
 
@@ -127,6 +134,7 @@ class VariantRow:
     novelty: float | None
     max_sibling_similarity: float | None = None
     pair_source: str | None = None  # "generated" | "config" | "input"; None for an original
+    fidelity: float | None = None  # facts of the chunk kept; None for an original (see above)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -175,6 +183,7 @@ DATA_SCHEMA = pa.schema(
         pa.field("novelty", pa.float32()),
         pa.field("max_sibling_similarity", pa.float32()),
         pa.field("pair_source", pa.string()),
+        pa.field("fidelity", pa.float32()),
     ]
 )
 

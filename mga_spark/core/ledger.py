@@ -30,7 +30,7 @@ from mga_spark.schema import (
 from mga_spark.stages.base import Work
 from mga_spark.stages.judge import Verdict
 from mga_spark.stages.rewrite import Rewrite
-from mga_spark.text import siblings
+from mga_spark.text import fidelity, siblings
 
 Row = VariantRow | RejectRow
 RAW_KEEP = 2000  # characters of model output kept on a reject row, for debugging
@@ -190,6 +190,7 @@ class Ledger:
                 keyword_coverage=rewrite.keyword_coverage,
                 novelty=rewrite.novelty,
                 pair_source=chunk.sources[pair_index].value,
+                fidelity=fidelity.kept_share(chunk.text, rewrite.text),
                 extra=chunk.doc.extra,
             )
         )

@@ -48,6 +48,7 @@ COLUMNS = {
     "novelty": "1 - share of the rewrite's word 5-grams found in the source",
     "max_sibling_similarity": "highest word-shingle Jaccard to another kept variant of the chunk",
     "pair_source": "where the pair came from: generated, config or input",
+    "fidelity": "share of the source chunk's numbers and names kept (null: original, or none)",
 }
 
 

@@ -75,7 +75,7 @@ def undeclared(folders: list[str], groups: list[str], have: set[str]) -> dict[st
     return missing
 
 
-PRODUCT = ["cpu", "gpu", "s3", "report", "small"]
+PRODUCT = ["cpu", "gpu", "s3", "report", "small", "hub"]
 
 
 @pytest.mark.parametrize(("folders", "groups"), [

@@ -52,19 +52,30 @@ COLUMNS = {
 }
 
 
-def hf_feature(name: str, typ: pa.DataType) -> dict:
-    """One `dataset_info.features` entry for an Arrow field."""
-    if pa.types.is_struct(typ):
-        return {"name": name, "struct": [hf_feature(f.name, f.type) for f in typ]}
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        inner = hf_feature(name, typ.value_type)
-        inner.pop("name")
-        return {"name": name, "sequence": inner.get("dtype", inner)}
-    if pa.types.is_dictionary(typ):
-        return hf_feature(name, typ.value_type)
-    dtype = {"string": "string", "large_string": "large_string", "double": "float64",
-             "float": "float32", "halffloat": "float16"}.get(str(typ), str(typ))
-    return {"name": name, "dtype": dtype}
+def dataset_info(schema: pa.Schema | None, rows: int, num_bytes: int, file_bytes: int) -> dict:
+    """The header's `dataset_info` as `datasets` writes it (features by
+    `Features.from_arrow_schema`, one train split, sizes). Without `datasets` (the `hub` extra)
+    the features are left out: the Hub and `load_dataset` read them from the Parquet files."""
+    sizes = {"splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": rows}],
+             "download_size": file_bytes, "dataset_size": num_bytes}
+    if schema is None:
+        return sizes
+    try:
+        from datasets import Features
+        from datasets.info import DatasetInfo, DatasetInfosDict
+        from datasets.splits import SplitDict, SplitInfo
+        from huggingface_hub import DatasetCardData
+    except ImportError:
+        log.info("the dataset card lists no features: `datasets` is not installed (pip install "
+                 "'mga-spark[hub]'); the Hub reads them from the Parquet files")
+        return sizes
+    split = SplitInfo("train", num_bytes=num_bytes, num_examples=rows)
+    info = DatasetInfo(features=Features.from_arrow_schema(schema),
+                       splits=SplitDict({"train": split}), download_size=file_bytes,
+                       dataset_size=num_bytes)
+    card = DatasetCardData()
+    DatasetInfosDict({"default": info}).to_dataset_card_data(card)
+    return card.to_dict()["dataset_info"]
 
 
 def size_category(n: int) -> str:
@@ -105,11 +116,7 @@ def _footers(output: str, names: Iterable[str], workers: int = 32) -> Footers:
 
 def _header(schema: pa.Schema | None, rows: int, num_bytes: int, file_bytes: int,
             languages: list[str]) -> str:
-    info: dict = {}
-    if schema is not None:
-        info["features"] = [hf_feature(f.name, f.type) for f in schema]
-    info |= {"splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": rows}],
-             "download_size": file_bytes, "dataset_size": num_bytes}
+    info = dataset_info(schema, rows, num_bytes, file_bytes)
     head = {
         "language": languages or None,
         "license": "other",

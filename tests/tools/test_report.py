@@ -154,16 +154,43 @@ def card(output: Path) -> tuple[dict, str]:
     return yaml.safe_load(header), body
 
 
+def test_the_card_is_written_without_datasets(output: Path, tmp_path: Path):
+    """`datasets` is the `hub` extra: without it the card still says everything else."""
+    import shutil
+
+    copy = tmp_path / "out"
+    shutil.copytree(output, copy)
+    (copy / "README.md").unlink()
+    code = ("import sys; sys.modules['datasets'] = None\n"  # import datasets -> ImportError
+            "from mga_spark.job.card import write_card\n"
+            f"write_card({str(copy)!r})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert run.returncode == 0, run.stderr
+    head, body = card(copy)
+    with_features, _ = card(output)
+    assert "features" not in head["dataset_info"]
+    assert head["dataset_info"] == {k: v for k, v in with_features["dataset_info"].items()
+                                    if k != "features"}
+    assert body == card(output)[1].replace(str(output), str(copy))
+
+
 def code_blocks(body: str, section: str) -> list[str]:
     start = body.index(section)
     return re.findall(r"```python\n(.*?)```", body[start:], re.S)
 
 
 def test_card_header_describes_the_data(output: Path):
+    from datasets import Features, load_dataset
+
     head, body = card(output)
     table = pq.read_table(output / "data")
     info = head["dataset_info"]
     assert [f["name"] for f in info["features"]] == table.schema.names
+    # the features `datasets` itself reads from the files, and reads back from the card
+    loaded = load_dataset("parquet", data_dir=str(output / "data"), split="train",
+                          cache_dir=str(output.parent / "hf-cache"))
+    assert Features._from_yaml_list(info["features"]) == loaded.features
     assert {"name": "text", "dtype": "large_string"} in info["features"]
     assert info["splits"][0]["num_examples"] == table.num_rows
     assert info["download_size"] == sum(p.stat().st_size for p in (output / "data").iterdir())

@@ -82,6 +82,22 @@ def elements(page: str) -> dict[str, dict]:
     return parser.found
 
 
+def test_the_page_escapes_what_the_output_holds(output: Path):
+    """Genre titles and paths come from model output and users: the template escapes them."""
+    f = report.collect(str(output))
+    f.output = "s3://b/<i>out</i>"
+    f.genres = [("<script>alert(1)</script>", 3), ('a "quoted" & <b>bold</b> genre', 2)]
+    page = report_page.render(f, {name: PNG_MAGIC for name in report_page.PLOTS})
+    assert "<script>" not in page and "<b>bold" not in page and "<i>out" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &#34;quoted&#34; &amp; &lt;b&gt;bold&lt;/b&gt; genre" in page
+    assert "<title>MGA report: s3://b/&lt;i&gt;out&lt;/i&gt;</title>" in page
+    cells = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">(\d+)</td></tr>",
+                       page[page.index('id="table-genres"'):])
+    assert cells[:2] == [("&lt;script&gt;alert(1)&lt;/script&gt;", "3"),
+                         ("a &#34;quoted&#34; &amp; &lt;b&gt;bold&lt;/b&gt; genre", "2")]
+
+
 def test_report_writes_the_page_and_one_png_per_plot(output: Path):
     result = report_build.build(str(output))
     assert result.html == f"{output}/report/index.html"

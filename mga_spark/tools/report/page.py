@@ -1,19 +1,17 @@
-"""The report's plots (matplotlib, PNG bytes) and its self-contained HTML page.
-
-Over 300 lines because it is the whole page: each plot is a short function, and splitting
-them across files would only scatter one HTML document.
-"""
+"""The report's plots (matplotlib, PNG bytes) and its self-contained HTML page: the page's
+tables and sections are data here, laid out by the Jinja2 template templates/report.html
+(autoescaped: every value from the output is escaped)."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io as bytes_io
 import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from mga_spark.tools.report.facts import BINS, PAPER_EXPANSION, QUALITY, Facts, Hist
 
@@ -26,14 +24,6 @@ MAX_TABLE_ROWS = 50
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Droid Sans Fallback")
 WIDE, TALL = (8, 3.6), (8, 5)
 DPI = 80
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 16px;max-width:1100px}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
-.meta{color:#555}.grid{display:flex;gap:20px;flex-wrap:wrap;align-items:flex-start}
-img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;font-size:13px}
-td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}td.n{text-align:right}
-caption{caption-side:bottom;color:#666;font-size:12px;text-align:left}
-"""
 
 
 # -- plots ---------------------------------------------------------------------------------------
@@ -200,28 +190,19 @@ def _plots(plt, f: Facts) -> dict[str, bytes]:
 # -- page ----------------------------------------------------------------------------------------
 
 
-def _cell(v: object) -> str:
+def _cell(v: object) -> tuple[str, bool]:
+    """A table cell's text, and whether it is a number (right-aligned)."""
     if isinstance(v, float):
-        text, num = f"{v:,.3f}".rstrip("0").rstrip("."), True
-    else:
-        text, num = (f"{v:,}" if isinstance(v, int) else str(v)), isinstance(v, int)
-    return f'<td class="n">{html.escape(text)}</td>' if num else f"<td>{html.escape(text)}</td>"
+        return f"{v:,.3f}".rstrip("0").rstrip("."), True
+    return (f"{v:,}" if isinstance(v, int) else str(v)), isinstance(v, int)
 
 
-def _table(name: str, head: list[str], rows: list[list], caption: str = "") -> str:
+def _table(name: str, head: list[str], rows: list[list], caption: str = "") -> dict:
     shown = rows[:MAX_TABLE_ROWS]
     if len(rows) > len(shown):
         caption = f"first {len(shown)} of {len(rows):,} rows. {caption}"
-    body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in shown)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return (f'<table id="table-{name}">{cap}<thead><tr>{heads}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
-
-
-def _img(name: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img id="plot-{name}" alt="{name}" src="data:image/png;base64,{data}">'
+    return {"name": name, "head": head, "rows": [[_cell(v) for v in r] for r in shown],
+            "caption": caption}
 
 
 def _quantiles(h: Hist | None) -> list:
@@ -232,7 +213,7 @@ def _quantiles(h: Hist | None) -> list:
             round(h.high, 4), round(h.total / h.n, 4)]
 
 
-def _tables(f: Facts) -> dict[str, str]:
+def _tables(f: Facts) -> dict[str, dict]:
     s = f.summary
     slots = s["pair_slots"] or 0
     rate = s["generated_tokens"] / s["seconds"] if s["seconds"] else 0.0
@@ -295,25 +276,18 @@ SECTIONS = [  # (title, plots, tables, note)
 ]
 
 
+_TEMPLATES = Environment(loader=PackageLoader("mga_spark.tools.report", "templates"),
+                         autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
+
+
 def render(f: Facts, pngs: dict[str, bytes]) -> str:
-    tables = _tables(f)
     rec = f.record
-    model = (rec.get("model") or {}).get("model")
-    meta = (f"model <code>{html.escape(str(model))}</code> · prompts "
-            f"<code>{html.escape(str(rec.get('prompt_version')))}</code> · config "
-            f"<code>{html.escape(str(rec.get('fingerprint')))}</code> · written "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
-             f"<title>MGA report: {html.escape(f.output)}</title><style>{STYLE}</style></head>"
-             f"<body><h1>MGA report</h1><p class=meta>{html.escape(f.output)}<br>{meta}</p>"]
-    for title, plot_names, table_names, note in SECTIONS:
-        slug = title.lower().replace(" ", "-")
-        parts.append(f'<section id="section-{slug}"><h2>{html.escape(title)}</h2>')
-        if note:
-            parts.append(f"<p class=meta>{html.escape(note)}</p>")
-        parts.append('<div class="grid">')
-        parts += [_img(p, pngs[p]) for p in plot_names]
-        parts += [tables[t] for t in table_names]
-        parts.append("</div></section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    sections = [{"title": title, "slug": title.lower().replace(" ", "-"), "note": note,
+                 "plots": plot_names, "tables": table_names}
+                for title, plot_names, table_names, note in SECTIONS]
+    return _TEMPLATES.get_template("report.html").render(
+        output=f.output, model=str((rec.get("model") or {}).get("model")),
+        prompt_version=str(rec.get("prompt_version")), fingerprint=str(rec.get("fingerprint")),
+        written=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), sections=sections,
+        tables=_tables(f), pngs={name: base64.b64encode(png).decode()
+                                 for name, png in pngs.items()})

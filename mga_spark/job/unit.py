@@ -22,8 +22,9 @@ from mga_spark.config import Config
 from mga_spark.core.pipeline import Pipeline, Watch
 from mga_spark.core.suspects import Crash, Suspicion
 from mga_spark.engine.base import Engine
-from mga_spark.io import attempts, commit, read, records
+from mga_spark.io import attempts, commit, read
 from mga_spark.io.plan import Unit
+from mga_spark.io.write import output_fs
 from mga_spark.job import append, faults
 from mga_spark.job.guard import Guard
 from mga_spark.prompts import Prompts, load_prompts
@@ -167,8 +168,9 @@ def _trace(e: BaseException) -> str:
 def _report_lost(cfg: Config, unit: Unit) -> tuple[dict, Counter]:
     """Spark's attempt past job.max_failures: the worker died on the last one. The unit's report
     (or its success, when that attempt committed before it died); nothing runs."""
-    if unit.id in records.committed_units(cfg.output.path):
-        return {"unit": unit.id, "ok": True}, Counter(units_done=1)
+    manifest = commit.read_manifest(*output_fs(cfg.output.path), unit.id)
+    if manifest is not None:
+        return {"unit": unit.id, "ok": True}, Counter(manifest["counts"]) + Counter(units_done=1)
     crashes = attempts.read(cfg.output.path, unit.id)
     last = crashes[-1].get("error") if crashes else None
     log.error("unit %s: %s", unit.id, LOST)

@@ -28,6 +28,7 @@ SPARK_HOME = Path(pyspark.__file__).parent
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 FAKE_DISCOVERY = ROOT / "conf" / "fake-gpu-discovery.sh"
+LOCAL_DEFAULTS = ROOT / "conf" / "spark-defaults.local.conf"  # executor exclusion
 
 
 def free_port() -> int:
@@ -37,8 +38,11 @@ def free_port() -> int:
 
 
 def spark_env(workdir: Path, **extra: str) -> dict[str, str]:
-    conf_dir = workdir / "spark-conf"  # empty: no spark-defaults or spark-env from elsewhere
+    """The environment of the cluster's JVMs and of spark-submit: SPARK_CONF_DIR holds only the
+    local cluster's spark-defaults (conf/spark-defaults.local.conf), nothing from elsewhere."""
+    conf_dir = workdir / "spark-conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "spark-defaults.conf").write_text(LOCAL_DEFAULTS.read_text())
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SPARK_", "PYSPARK_")) and k != "PYTHONPATH"}
     env.update(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir), SPARK_LOCAL_IP=HOST,
@@ -98,6 +102,7 @@ class Standalone:
     worker_cores: int = 2
     worker_memory: str = "4g"
     worker_opts: str = ""
+    worker_env: dict[int, dict[str, str]] = field(default_factory=dict)  # by worker index
     master_port: int = 0  # read from the master's log once it started
     ui_port: int = 0
     procs: list[subprocess.Popen] = field(default_factory=list)
@@ -122,7 +127,7 @@ class Standalone:
             self._spawn(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", self.url,
                         "--host", HOST, "--port", "0", "--webui-port", "0",
                         "--cores", str(self.worker_cores), "--memory", self.worker_memory,
-                        "--work-dir", str(work))
+                        "--work-dir", str(work), env=self.worker_env.get(i, {}))
         while time.time() < deadline:
             self._check_alive()
             state = self.state()
@@ -172,11 +177,12 @@ class Standalone:
             out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}")
         return "\n".join(out)
 
-    def _spawn(self, name: str, main_class: str, *args: str) -> None:
+    def _spawn(self, name: str, main_class: str, *args: str, env: dict | None = None) -> None:
+        """Start a daemon; `env` adds to its environment (a worker's executors inherit it)."""
         log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 (closed in stop())
         env = spark_env(self.workdir, SPARK_WORKER_OPTS=self.worker_opts,
                         # no REST submission server: it would want the fixed port 6066
-                        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false")
+                        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false", **(env or {}))
         proc = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), main_class, *args],
                                 env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)

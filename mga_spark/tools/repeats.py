@@ -11,6 +11,12 @@ positions of repeats so the caller can name them.
 Memory bound: FLUSH_BYTES of buffers, then one bucket: about 24 + 32 (sort keys and order)
 bytes per id / BUCKETS, i.e. ~55 MB for 1B variants. Disk: 24 bytes per variant id in
 TMPDIR (24 GB for 1B variants: for outputs that size use `verify --spark`).
+
+`repeated_in_files(paths, keep)` finds the same over the data files themselves, with DuckDB's
+out-of-core `GROUP BY id HAVING count(*) > 1` (under `DUCKDB_MEMORY`, spilling to a temporary
+directory): no ids hashed in Python. Measured on 2 cores (bench/repeats.md): 4-5x less wall
+time and 3-4x less CPU than hashing and spilling, for more memory (332 MB against 199 MB of
+peak RSS at 5M ids with a 256 MB limit).
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+from fsspec import AbstractFileSystem
 
 BUCKET_BITS = 10
 BUCKETS = 1 << BUCKET_BITS  # by the digest's top bits
 FLUSH_BYTES = 8 << 20
+DUCKDB_MEMORY = "256MB"  # DuckDB's memory_limit: it spills to a temporary directory past it
 RECORD = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("unit", "<u4"), ("row", "<u4")])
 
 
@@ -104,3 +113,40 @@ class Repeats:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
         return found
+
+
+def repeated_in_files(paths: list[str], keep: int, fs: AbstractFileSystem | None = None,
+                      directory: str | None = None, memory_limit: str = DUCKDB_MEMORY) -> Found:
+    """Repeats of the `id` column across the Parquet files `paths`, counted like `Repeats`
+    (unit = the file's index in `paths`, row = its row there): DuckDB groups the ids out of
+    core, then names the `keep` first positions of repeats. `fs`: the files' filesystem when it
+    is not the local one (read through DuckDB's fsspec bridge)."""
+    if not paths:
+        return Found()
+    import duckdb  # here: a verify without repeats to find loads no engine
+
+    tmp = tempfile.mkdtemp(prefix="mga-verify-ids-", dir=directory)
+    con = duckdb.connect(config={"temp_directory": tmp, "memory_limit": memory_limit,
+                                 "preserve_insertion_order": False})
+    try:
+        names = list(paths)
+        if fs is not None and "file" not in (fs.protocol if isinstance(fs.protocol, tuple)
+                                             else (fs.protocol,)):
+            con.register_filesystem(fs)
+            names = [fs.unstrip_protocol(p) for p in paths]
+        con.register("units", pa.table({"filename": names, "unit": range(len(names))}))
+        con.execute("CREATE TEMP TABLE dup AS SELECT id, count(*) AS n FROM read_parquet(?) "
+                    "GROUP BY id HAVING count(*) > 1", [names])
+        (total,) = con.execute("SELECT coalesce(sum(n - 1), 0) FROM dup").fetchone()
+        first = con.execute(  # each occurrence after the first, in (unit, row) order
+            "SELECT unit, row FROM (SELECT unit, file_row_number AS row, row_number() OVER "
+            "(PARTITION BY id ORDER BY unit, file_row_number) AS k "
+            "FROM read_parquet(?, filename=true, file_row_number=true) JOIN units USING "
+            "(filename) WHERE id IN (SELECT id FROM dup)) WHERE k > 1 ORDER BY unit, row "
+            "LIMIT ?", [names, keep]).fetchall()
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if total and not first:  # DuckDB named the files otherwise than `names`: not a silent pass
+        raise RuntimeError(f"{total} repeated ids found, but their files were not recognised")
+    return Found(int(total), [(int(u), int(r)) for u, r in first])

@@ -1,5 +1,5 @@
-"""`mga-spark` commands: run, demo, plan, status, verify, report, bench (a throughput check),
-make-tiny-model, make-small-model."""
+"""`mga-spark` commands: run, demo, plan, status, verify, report, evaluate (a model and config
+over the shipped evaluation set), bench (a throughput check), make-tiny-model, make-small-model."""
 
 from __future__ import annotations
 

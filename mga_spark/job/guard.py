@@ -155,15 +155,18 @@ def main(worker: int) -> None:
     watcher, buffer, fd = Watcher(worker), b"", sys.stdin.fileno()
     while True:
         ready, _, _ = select.select([fd], [], [], 0.5)
+        gone = os.getppid() != worker  # before the read: what it sent before dying is read
         chunk = os.read(fd, 65536) if ready else None
-        if chunk == b"" or os.getppid() != worker:  # the worker is gone
-            watcher.record(f"{DIED}; pid {worker}")
-            return
         if chunk:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 watcher.take(json.loads(line))
+            if gone:
+                continue  # read on until the pipe is drained
+        if chunk == b"" or gone:  # the worker is gone
+            watcher.record(f"{DIED}; pid {worker}")
+            return
         waited = watcher.overdue()
         if waited is not None:
             limit = watcher.attempt["step_timeout_s"]  # type: ignore[index]

@@ -225,9 +225,9 @@ def _probe(fs: AbstractFileSystem, probe: str, data: bytes, retries: int) -> Non
     except (PermissionError, FileNotFoundError):
         raise
     except OSError as e:
-        if storage.kind(e) != "permanent" or is_local(fs):
+        cause = e.__cause__ if e.__cause__ is not None else e  # the store's own error
+        if storage.kind(cause) != "permanent" or is_local(fs):
             raise
-        cause = e.__cause__ if e.__cause__ is not None else e
         raise UnsupportedOutput(
             f"{probe}: the store refused an exclusive create (a conditional write, on S3 a PUT "
             f"with If-None-Match: *) with {storage.describe(cause)}: it lacks conditional writes, "

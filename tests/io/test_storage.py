@@ -7,8 +7,10 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
@@ -270,3 +272,49 @@ def test_real_store_einval_codes_permanent_unless_a_retry_can_cure_them(
     with pytest.raises(storage.StorageError, match="after 3 attempts"):
         storage.retry(put(ContentMD5="AAAAAAAAAAAAAAAAAAAAAA=="), "put", attempts=3)
     assert len(tries) == 4 and len(sleeps) == 2
+
+
+class NoConditionalWrites(BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses any PUT carrying If-None-Match with 501 NotImplemented, as
+    stores without conditional writes answer (older MinIO and Ceph RGW releases)."""
+
+    puts: list[str] = []
+    protocol_version = "HTTP/1.1"  # so that botocore's Expect: 100-continue is answered
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        NoConditionalWrites.puts.append(self.headers.get("If-None-Match") or "")
+        body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
+                b"<Message>A header you provided implies functionality that is not "
+                b"implemented</Message><Resource>/race/x</Resource></Error>")
+        self.send_response(501)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_store_without_conditional_writes_is_refused_naming_the_feature(sleeps) -> None:
+    """The real s3fs/botocore parse of a 501 reply: refused at the probe, before any work."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoConditionalWrites)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        fs = s3fs_for(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(io_write.UnsupportedOutput) as refused:
+            io_write.check_exclusive(fs, "race/out")
+    finally:
+        server.shutdown()
+    message = str(refused.value)
+    assert "the store refused an exclusive create (a conditional write, on S3 a PUT with " \
+           "If-None-Match: *) with OSError: [Errno 38] A header you provided implies " \
+           "functionality that is not implemented: it lacks conditional writes" in message
+    assert NoConditionalWrites.puts == ["*"] and sleeps == []  # one request, not retried

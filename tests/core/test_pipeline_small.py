@@ -9,12 +9,14 @@ What the model does with the prompts written for a ~3B tool model (README "What 
 like" has the counts): most rewrites copy the source and run on, or drift into meta-talk, until
 max_tokens (`rewrite_truncated`); some echo the task (`low_keyword_coverage`); the few that stop
 are judged 1 by the model itself (`judge_failed`). No accepted rewrite came out in any setting
-tried (README), so this test asserts the accounting and what each reject carries, not an
-acceptance the model does not give.
+tried, so this test asserts the accounting, what each reject carries, and that every rewrite
+that reached the judge (accepted or failed by it) passes the real filters, not an acceptance the
+model does not give.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from mga_spark.config import load_config
 from mga_spark.core.pipeline import Pipeline
 from mga_spark.prompts import load_prompts
 from mga_spark.schema import Reason, RejectRow, Stage, VariantRow
+from mga_spark.text import cleaning
 from mga_spark.text.language import detect
 from mga_spark.tools.demo import SMALL_DOCS, sample_records
 from tests.helpers import doc
@@ -89,10 +92,19 @@ def test_every_filter_on_the_real_model_accounts_for_every_slot(run) -> None:
     # one GA request per document (for its one free slot), a rewrite for every usable pair
     assert counts["ga_requests"] == len(DOC_IDS)
     assert counts["rewrite_requests"] >= len(DOC_IDS) * len(cfg.ga.pairs)
-    for v in variants:  # what passes has passed every filter
-        assert detect(v.text) == "en"
+    # What reached the judge passed every filter before it: the accepted variants and the
+    # rewrites the judge failed (their reject keeps the rewrite). This model's judge fails a few
+    # in every run recorded (2 to 4 of 20-24 slots), so the set is not empty.
+    judged = [(v.source_id, v.text) for v in variants] + [
+        (r.source_id, r.raw_output) for r in rejects if r.reason == Reason.JUDGE_FAILED.value]
+    assert judged, Counter(r.reason for r in rejects)
+    sources = {r["id"]: r["text"] for r in sample_records()}
+    for source_id, text in judged:  # the real filters, applied again, pass it as it is
+        again = cleaning.clean(sources[source_id], text or "", cfg.clean, "en", detect)
+        assert again.failure is None and again.text == text, (source_id, again.failure)
+        assert (again.keyword_coverage or 0) >= cfg.clean.min_keyword_coverage > 0
+    for v in variants:  # and what passes was judged at or above the threshold
         assert v.judge_score is not None and v.judge_score >= cfg.judge.threshold
-        assert (v.keyword_coverage or 0) >= cfg.clean.min_keyword_coverage > 0
 
 
 def test_every_reject_of_the_real_model_says_why_and_keeps_its_answer(run) -> None:
@@ -102,7 +114,8 @@ def test_every_reject_of_the_real_model_says_why_and_keeps_its_answer(run) -> No
         assert r.reason in {x.value for x in MODEL_REASONS[Stage(r.stage)]}, (r.stage, r.reason)
         assert r.detail and r.raw_output, r
     judged = [r for r in rejects if r.reason == Reason.JUDGE_FAILED.value]
-    assert all(r.detail.startswith("score ") for r in judged)
+    scores = [re.match(r"score (\d) < threshold (\d)", r.detail) for r in judged]
+    assert all(m and int(m[1]) < int(m[2]) == cfg.judge.threshold for m in scores), judged
     # What this model does most (17 of 20, 13 of 20, 19 of 30 rewrites in the runs in README):
     # it runs on until max_tokens; the reject keeps what it wrote.
     cut = [r for r in rejects if r.reason == Reason.REWRITE_TRUNCATED.value]

@@ -14,9 +14,9 @@ TMPDIR (24 GB for 1B variants: for outputs that size use `verify --spark`).
 
 `repeated_in_files(paths, keep)` finds the same over the data files themselves, with DuckDB's
 out-of-core `GROUP BY id HAVING count(*) > 1` (under `DUCKDB_MEMORY`, spilling to a temporary
-directory): no ids hashed in Python. Measured on 2 cores (bench/repeats.md): 4-5x less wall
-time and 3-4x less CPU than hashing and spilling, for more memory (332 MB against 199 MB of
-peak RSS at 5M ids with a 256 MB limit).
+directory): no ids hashed in Python. Measured on 2 cores (bench/repeats.md): 2.5-4x less CPU
+and 2.5-8x less wall time than hashing and spilling, at about the same peak RSS under the 128 MB
+limit (214 against 203 MB at 5M ids, 233 against 206 MB at 20M).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from fsspec import AbstractFileSystem
 BUCKET_BITS = 10
 BUCKETS = 1 << BUCKET_BITS  # by the digest's top bits
 FLUSH_BYTES = 8 << 20
-DUCKDB_MEMORY = "256MB"  # DuckDB's memory_limit: it spills to a temporary directory past it
+DUCKDB_MEMORY = "128MB"  # DuckDB's memory_limit: it spills to a temporary directory past it
 RECORD = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("unit", "<u4"), ("row", "<u4")])
 
 

@@ -3,7 +3,8 @@
 The package ships the way docs/cluster.md tells cluster users: dependencies (vLLM, torch,
 pyspark) are on every node (here: a Python that sees the project venv's site-packages but not the
 project), and the job's code goes with `--py-files mga_spark.zip`. So every executor imports
-mga_spark from the shipped zip, not from the checkout.
+mga_spark from the shipped zip, not from the checkout. Then a cluster with a worker whose
+executors fail every unit: conf/spark-defaults.local.conf excludes them and the job completes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mga_spark.job import faults
 from mga_spark.tools.demo import sample_records
 from tests.cluster.spark_cluster import ROOT, Standalone, spark_submit
 
@@ -82,3 +84,66 @@ def test_spark_submit_on_standalone_cluster(standalone, corpus, node, tiny_model
     assert counts["ok"] is True and counts["documents"] == DOCS and counts["units"] == 4
     run = json.loads((output / "_run.json").read_text())
     assert Path(run["config"]["model"]["engine_args"]["model"]) == tiny_model_dir.resolve()
+
+
+# -- a worker whose executors fail every unit: executor exclusion ----------------------------
+
+UNITS = 16
+
+
+@pytest.fixture(scope="module")
+def one_bad_worker(tmp_path_factory) -> Standalone:
+    """A master and 2 workers; every Python worker under worker-1 fails every unit attempt (a
+    test-only fault in its environment: the engine raises at its first step, as a bad GPU's
+    would), while worker-0's take a second a unit (the dry engine alone would take
+    milliseconds, far less than the bad executor's failures)."""
+    bad = faults.spec([{"kind": "engine_raise", "unit": "*", "message": "injected: a bad GPU"}])
+    slow = faults.spec([{"kind": "delay", "unit": "*", "seconds": 1}])
+    cluster = Standalone(tmp_path_factory.mktemp("bad-worker"), workers=2, worker_cores=2,
+                         worker_memory="2g",
+                         worker_env={0: {faults.ENV: slow}, 1: {faults.ENV: bad}})
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def dry_run_on(cluster: Standalone, tmp_path: Path, *conf: str) -> tuple[int, str, dict]:
+    """A dry-engine job of UNITS one-document units through spark-submit (the cluster's
+    spark-defaults: conf/spark-defaults.local.conf); (exit code, output, FIRED per worker)."""
+    corpus = tmp_path / "in"
+    records = [r for r in sample_records() if r["lang"] == "en"][:UNITS]
+    corpus.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "text": r["text"]} for r in records]),
+                   corpus / "part-0.parquet", row_group_size=1)
+    sets = ["model.engine=dry", "job.allow_dry_output=true", "job.unit_docs=1",
+            "job.stop_after_same_failures=0", "input.id_column=id"]
+    argv = ["--master", cluster.url, "--conf", f"spark.pyspark.python={sys.executable}",
+            "--conf", f"spark.pyspark.driver.python={sys.executable}",
+            "--conf", "spark.executor.cores=2", "--conf", "spark.cores.max=4",
+            "--conf", "spark.executor.memory=1g", "--conf", "spark.driver.memory=1g",
+            "--conf", "spark.ui.enabled=false", *conf,
+            str(ROOT / "jobs" / "mga_expand.py"), "--config", str(DEMO), "--input", str(corpus),
+            "--output", str(tmp_path / "out")] + [a for s in sets for a in ("--set", s)]
+    before = {app["id"] for app in cluster.state()["completedapps"]}
+    proc = spark_submit(argv, tmp_path, timeout=600)
+    (app,) = {a["id"] for a in cluster.state()["completedapps"]} - before
+    fired = {w: sum(log.read_text(errors="replace").count(f"{faults.FIRED}: engine_raise")
+                    for log in cluster.workdir.glob(f"{w}/{app}/*/stderr"))
+             for w in ("worker-0", "worker-1")}
+    return proc.returncode, proc.stdout, fired
+
+
+def test_an_executor_that_fails_every_unit_is_excluded_and_the_job_completes(one_bad_worker,
+                                                                              tmp_path):
+    code, out, fired = dry_run_on(one_bad_worker, tmp_path / "excluded")
+    assert code == 0, out[-6000:] + one_bad_worker.logs()
+    assert fired["worker-0"] == 0 and 1 <= fired["worker-1"] <= 4, fired  # then excluded
+    result = subprocess.run([str(MGA_SPARK), "verify", str(tmp_path / "excluded" / "out")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["units"] == UNITS
+    # the control: the same job without exclusion keeps handing the bad executor units
+    _, out, fired = dry_run_on(one_bad_worker, tmp_path / "control",
+                               "--conf", "spark.excludeOnFailure.enabled=false")
+    assert fired["worker-1"] > 4, (fired, out[-3000:])

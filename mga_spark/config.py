@@ -57,7 +57,7 @@ class InputConfig(Strict):
         None, description="per-document GA pairs: list<struct> or a JSON string of such a list"
     )
     # A unit ends before its text passes this many bytes (the text column's uncompressed size in
-    # the footers; None: rows only). In the fingerprint: it changes how units are cut.
+    # the footers; None: rows only). Operational: a resume may cut units otherwise.
     unit_text_bytes: int | None = Field(
         16 * 1024**2, ge=1, description="a unit's text bound, with job.unit_docs; None: off")
 
@@ -273,7 +273,7 @@ class Config(Strict):
         data = self.model_dump(mode="json")
         args = data["model"].pop("engine_args")
         flat = {k: v for k, v in _flatten(data) if k not in OPERATIONAL
-                and not (k.startswith("job.") and k != "job.unit_docs")}
+                and not k.startswith("job.")}
         flat.update({f"model.engine_args.{k}": v for k, v in args.items()
                      if k in OUTPUT_AFFECTING_ARGS})
         flat["prompts.version"] = prompt_version
@@ -283,6 +283,15 @@ class Config(Strict):
     def fingerprint(self, *, prompt_version: str) -> str:
         """Hash of `fingerprint_inputs`: equal exactly when no row-changing setting differs."""
         return fingerprint_of(self.fingerprint_inputs(prompt_version=prompt_version))
+
+    def unit_settings(self) -> dict[str, Any]:
+        """The settings that shape a unit's rows, as each manifest records them: `verify` checks
+        every unit against its own (an accepted change applies to the units made after it)."""
+        return {"ga.num_pairs": self.ga.num_pairs,
+                "output.include_original": self.output.include_original
+                and self.output.mode == "overwrite",
+                "input.text_column": self.input.text_column,
+                "input.id_column": self.input.id_column}
 
     def redacted(self) -> dict:
         """The configuration with secrets masked (`mga_spark.redaction`), for `_run.json`."""
@@ -295,12 +304,15 @@ OUTPUT_AFFECTING_ARGS = {
     "model", "revision", "tokenizer", "tokenizer_revision", "tokenizer_mode", "trust_remote_code",
     "dtype", "quantization", "load_format", "seed", "max_model_len", "served_model_name",
     "generation_config", "override_generation_config", "kv_cache_dtype",
-    "enable_chunked_prefill", "hf_overrides",
+    "enable_chunked_prefill", "hf_overrides", "structured_outputs_config", "logits_processors",
 }
 # Settings that change where the output goes or how fast it is made, never a row. Every other
 # setting is in the fingerprint (so a new setting is, until it is declared operational here);
-# so is job.unit_docs (units are cut by it), while the rest of `job` is operational.
-OPERATIONAL = {"input.paths", "input.on_bad_file", "output.path", "output.compression",
+# `job` is operational. How units are cut (job.unit_docs, input.unit_text_bytes) is too: unit
+# and document ids come from content and row ranges, and a resume leaves out every row group a
+# committed unit covers, whatever its cutting (io/plan.py).
+OPERATIONAL = {"input.paths", "input.on_bad_file", "input.unit_text_bytes", "output.path",
+               "output.compression",
                "pipeline.max_inflight_docs", "pipeline.max_inflight_requests", "model.device"}
 
 

@@ -67,7 +67,7 @@ def test_verify_fails_on_a_partial_output_and_passes_on_a_full_one(tmp_path):
     _, partial, _ = build_output(tmp_path / "p", units_to_run=1)
     proc = run_cli("verify", str(partial))
     assert proc.returncode == 1
-    assert json.loads(proc.stdout)["ok"] is False and "no manifest" in proc.stderr
+    assert json.loads(proc.stdout)["ok"] is False and "in no committed unit" in proc.stderr
     _, full, _ = build_output(tmp_path / "f")
     proc = run_cli("verify", str(full))
     assert proc.returncode == 0, proc.stderr

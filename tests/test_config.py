@@ -72,7 +72,12 @@ def test_secrets_are_redacted_but_token_limits_are_not():
 def test_fingerprint_tracks_output_affecting_settings_only():
     base = load_config(None, None, MODEL).fingerprint(prompt_version="p")
     assert load_config(None, ["ga.num_pairs=4"], MODEL).fingerprint(prompt_version="p") != base
-    assert load_config(None, ["job.unit_docs=7"], MODEL).fingerprint(prompt_version="p") != base
+    # unit cutting is operational: ids come from content and rows (tests/reliability/
+    # test_exactly_once.py::test_a_resume_that_cuts_units_otherwise_runs_only_uncommitted_documents)
+    for cutting in ("job.unit_docs=7", "input.unit_text_bytes=100"):
+        assert load_config(None, [cutting], MODEL).fingerprint(prompt_version="p") == base
+    assert load_config(None, ["model.engine_args.structured_outputs_config={backend: guidance}"],
+                       MODEL).fingerprint(prompt_version="p") != base
     assert load_config(None, ["model.engine_args.kv_cache_memory_bytes=1"], MODEL
                        ).fingerprint(prompt_version="p") == base
     assert load_config(None, ["output.path=elsewhere", "job.master=local[1]"], MODEL

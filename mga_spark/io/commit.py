@@ -160,6 +160,8 @@ class UnitWriter:
 
     def _lost(self, winner: dict | None) -> dict:
         uid = self.unit.id
+        if winner is not None:
+            same_unit(winner, self.unit)
         remove_tree(self.fs, f"{self.root}/{STAGING_DIR}/{uid}/{self.attempt}")
         self.won = False
         _step("lost", uid, self.attempt)
@@ -172,10 +174,30 @@ class UnitWriter:
         return winner
 
 
+class UnitMismatch(write.OutputRefused):
+    """A committed manifest under this unit's id describes other input (another file's content
+    or another row range): never counted as this unit's commit."""
+
+
 def unit_record(unit: Unit) -> dict:
-    return {"id": unit.id, "file": unit.file, "row_start": unit.row_start,
-            "row_end": unit.row_end, "row_groups": list(unit.row_groups),
+    return {"id": unit.id, "file": unit.file, "digest": unit.digest,
+            "row_start": unit.row_start, "row_end": unit.row_end,
+            "row_groups": list(unit.row_groups),
             "input": dict(unit.pin) if unit.pin is not None else None}
+
+
+def same_unit(manifest: dict, unit: Unit) -> None:
+    """Raise UnitMismatch unless `manifest` was committed for `unit`'s content and rows."""
+    got = manifest.get("unit") or {}
+    want = unit_record(unit)
+    keys = ("digest", "row_start", "row_end") if got.get("digest") else ("row_start", "row_end")
+    differ = [k for k in keys if got.get(k) != want[k]]
+    if differ:
+        raise UnitMismatch(
+            f"unit {unit.id}: its manifest was committed for other input ("
+            + ", ".join(f"{k} {got.get(k)!r} there, {want[k]!r} here" for k in differ)
+            + f"; file there {got.get('file')}, here {unit.file}). Unit ids should never "
+            "collide; the output is left as it is: write to a new output path.")
 
 
 def read_manifest(fs: AbstractFileSystem, root: str, unit_id: str) -> dict | None:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pyarrow.parquet as pq
+
+MAGIC = b"PAR1"
+TAIL = 64 * 1024  # bytes read from the end at once: the whole footer of most files
 
 
 class NotParquet(Exception):
@@ -38,20 +42,56 @@ class _Recorded:
         return call
 
 
-def read(fs: Any, path: str) -> tuple[pq.FileMetaData, dict, int | None]:
+def digest_of(size: int, footer: bytes) -> str:
+    """A file's content identity: sha256 of its size and its Parquet footer (the thrift
+    FileMetaData: schema, row groups, each column chunk's offsets, sizes, encodings and
+    statistics). The same bytes give the same digest wherever they are read from; a change to
+    any page moves at least one offset, size or statistic, unless it keeps every page's
+    compressed size and the statistics the writer recorded (see docs/commit-protocol.md)."""
+    return hashlib.sha256(b"%d\n" % size + footer).hexdigest()
+
+
+def footer_bytes(f: Any, size: int) -> bytes:
+    """The footer's bytes (between the data and the trailing length and magic)."""
+    tail_len = min(size, TAIL)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    if len(tail) < 12 or tail[-4:] != MAGIC:
+        raise NotParquet(f"no Parquet magic at the end of the file ({size} bytes)")
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 12 > size:
+        raise NotParquet(f"footer length {length} does not fit a file of {size} bytes")
+    if length + 8 <= len(tail):
+        return tail[len(tail) - 8 - length: len(tail) - 8]
+    f.seek(size - 8 - length)
+    return f.read(length)
+
+
+def digest(fs: Any, path: str) -> str:
+    """The content identity (`digest_of`) of the file at `path`, from its footer alone."""
+    with fs.open(path, "rb") as f:
+        size = getattr(f, "size", None)
+        size = int(size if size is not None else fs.info(path)["size"])
+        return digest_of(size, footer_bytes(f, size))
+
+
+def read(fs: Any, path: str) -> tuple[pq.FileMetaData, dict, int | None, str]:
+    """(metadata, listing details, size, content digest) of one Parquet file."""
     with fs.open(path, "rb") as f:
         details = getattr(f, "details", None)  # object stores: the HEAD the open did
         size = getattr(f, "size", None)
         watched = _Recorded(f)
+        known = int(size if size is not None else fs.info(path)["size"])
         try:
+            content = digest_of(known, footer_bytes(watched, known))
+            watched.seek(0)
             meta = pq.ParquetFile(watched).metadata
         except Exception as e:
             if watched.error is not None:
                 raise watched.error from e  # the storage failed: retried or named as such
             raise NotParquet(str(e)) from e  # ArrowInvalid, or OSError from thrift decoding
     details = details if isinstance(details, dict) else fs.info(path)
-    return meta, details, size
-
+    return meta, details, size, content
 
 
 def column_bytes(meta: pq.FileMetaData, column: str) -> tuple[int, ...]:

@@ -6,17 +6,27 @@ group), so a corpus of long documents still gives units of bounded work and memo
 cut on row-group boundaries, so a row group over either bound becomes a unit on its own: write
 input row groups no bigger than a unit (e.g. `row_group_size=1000` in pyarrow) to keep units
 even. The plan keeps one entry per unit, never per document, so driver memory does not
-grow with the corpus. Unit ids depend only on (file URI, row range): a re-plan of the same
-input gives the same ids, which is what resume and `verify` rely on.
+grow with the corpus.
 
-Each unit also carries its file's pin, read at planning: the size plus the store's ETag (S3, GCS,
-Azure) or, without one, the modification time (local disks). The committed manifest records it,
-and a resume or `verify` that finds a committed unit's file with another pin refuses, naming it.
+Identity comes from content, never from where the input is mounted: a file's `digest` is the
+sha256 of its size and Parquet footer (io/footer.py), and a unit's id is 32 hex digits of that
+digest plus its row range. The same bytes read through another path, mount point or bucket give
+the same ids (and the same derived source ids, io/read.py), so a resume skips them; different
+bytes give different ids. Two input files with the same digest hold the same documents: the
+second is planned zero times and counted in `Plan.same_content`. Ids are checked, not trusted:
+a committed manifest names its file's full digest and row range, and the commit (io/commit.py),
+resume and `verify` compare them.
+
+`covered` (file digest -> committed row ranges, from a resume whose units were cut otherwise:
+another job.unit_docs or input.unit_text_bytes) leaves those row groups out of the new units, so
+a committed document never runs again whatever the cutting.
+
+Each unit also carries its file's pin (size plus ETag or mtime) for the manifest, to show what
+was read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -42,6 +52,10 @@ class InputError(Exception):
 Pin = tuple[tuple[str, object], ...]  # (("size", 123), ("etag", '"9b2c..."')) or mtime
 
 
+ID_HEX = 32  # hex digits of the file digest in a unit id (128 bits; the manifest has all 64)
+Covered = dict[str, list[tuple[int, int]]]  # file digest -> committed [start, end) row ranges
+
+
 @dataclass(frozen=True)
 class Unit:
     id: str
@@ -50,6 +64,7 @@ class Unit:
     row_end: int
     row_groups: tuple[int, ...]
     pin: Pin | None = None  # the file as planned (see the module docstring)
+    digest: str = ""  # the file's content identity (io/footer.digest_of)
 
     @property
     def documents(self) -> int:
@@ -72,6 +87,11 @@ class Plan:
     # carried and pairs columns: name -> {type -> first file with it}, for the driver's checks
     column_types: dict[str, dict[pa.DataType, str]] = field(default_factory=dict)
     unit_count: int = 0  # units cut, also when they are not kept (make_plan keep_units=False)
+    # file digest -> (its URI, its non-empty rows as [start, end) ranges of row groups): what
+    # `verify` checks the committed units against
+    file_rows: dict[str, tuple[str, tuple[tuple[int, int], ...]]] = field(default_factory=dict)
+    same_content: list[tuple[str, str]] = field(default_factory=list)  # (file, same as file)
+    covered_documents: int = 0  # rows left out because committed units cover them
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,7 @@ class FileInfo:
     pin: Pin | None = None
     columns: tuple[tuple[str, pa.DataType], ...] = ()  # carried and pairs columns' types
     text_bytes: tuple[int, ...] = ()  # per row group: the text column's uncompressed bytes
+    digest: str = ""  # content identity (io/footer.digest_of)
 
 
 def file_pin(details: dict, size: int) -> Pin:
@@ -94,9 +115,9 @@ def file_pin(details: dict, size: int) -> Pin:
     return (("size", size), ("mtime", str(mtime))) if mtime is not None else (("size", size),)
 
 
-def unit_id(file: str, row_start: int, row_end: int) -> str:
-    digest = hashlib.sha1(file.encode()).hexdigest()[:10]
-    return f"{digest}-{row_start:012d}-{row_end:012d}"
+def unit_id(digest: str, row_start: int, row_end: int) -> str:
+    """`<32 hex digits of the file digest>-<row_start>-<row_end>`; names no path."""
+    return f"{digest[:ID_HEX]}-{row_start:012d}-{row_end:012d}"
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -181,7 +202,8 @@ def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
     (permission, missing) or bad bytes make it a BadFile."""
     fs, path = url_to_fs(file)
     try:
-        meta, details, size = storage.retry(lambda: footer.read(fs, path), f"reading {file}",
+        meta, details, size, digest = storage.retry(lambda: footer.read(fs, path),
+                                                    f"reading {file}",
                                             READ_ATTEMPTS, fatal=(footer.NotParquet,))
     except footer.NotParquet as e:
         return BadFile(file, f"not a Parquet file: {e}")
@@ -199,33 +221,76 @@ def inspect_file(file: str, cfg: InputConfig) -> FileInfo | BadFile:
     checked = [*cfg.carry_columns, *([cfg.pairs_column] if cfg.pairs_column else [])]
     columns = tuple((c, schema.field(c).type) for c in dict.fromkeys(checked))
     return FileInfo(file, rows, size, file_pin(details, size), columns,
-                    footer.column_bytes(meta, cfg.text_column))
+                    footer.column_bytes(meta, cfg.text_column), digest)
 
 
 # -- units ---------------------------------------------------------------------------------
 
 
-def cut_units(info: FileInfo, unit_docs: int, unit_text_bytes: int | None = None
-              ) -> Iterator[Unit]:
+def _unit(info: FileInfo, start: int, end: int, groups: list[int]) -> Unit:
+    return Unit(unit_id(info.digest, start, end), info.file, start, end, tuple(groups), info.pin,
+                info.digest)
+
+
+def _covered_groups(info: FileInfo, ranges: list[tuple[int, int]]) -> set[int]:
+    """The row groups that committed `ranges` cover; a range that does not fall on row-group
+    boundaries of this file is not one of its units (InputError)."""
+    starts, row = {}, 0
+    for index, rows in enumerate(info.row_group_rows):
+        starts[row] = index
+        row += rows
+    starts[row] = len(info.row_group_rows)
+    covered: set[int] = set()
+    for start, end in ranges:
+        if start not in starts or end not in starts:
+            raise InputError(f"{info.file}: a committed unit covers rows {start}-{end}, which "
+                             "are not row-group boundaries of this file (digest "
+                             f"{info.digest}): the output does not belong to this input")
+        covered.update(range(starts[start], starts[end]))
+    return covered
+
+
+def cut_units(info: FileInfo, unit_docs: int, unit_text_bytes: int | None = None,
+              covered: list[tuple[int, int]] | None = None) -> Iterator[Unit]:
     """Pack consecutive non-empty row groups into units of about `unit_docs` rows and at most
     about `unit_text_bytes` of text (the text column's uncompressed size in the footer; None: no
     such bound). A unit ends before the group that would pass either bound, so a single group
-    over a bound is a unit of its own."""
+    over a bound is a unit of its own. Row groups in `covered` (committed row ranges) are left
+    out, and a unit never spans them."""
+    skip = _covered_groups(info, covered) if covered else set()
     start = end = size = 0
     groups: list[int] = []
     sizes = info.text_bytes or (0,) * len(info.row_group_rows)
     for index, (rows, nbytes) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
         over_text = unit_text_bytes is not None and size + nbytes > unit_text_bytes
-        if groups and (end - start + rows > unit_docs or over_text):
-            yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups),
-                       info.pin)
-            start, groups, size = end, [], 0
+        if groups and (end - start + rows > unit_docs or over_text or index in skip):
+            yield _unit(info, start, end, groups)
+            groups, size = [], 0
+        if index in skip:
+            end += rows
+            start = end
+            continue
+        if not groups:
+            start = end
         if rows:
             groups.append(index)
             size += nbytes
         end += rows
     if groups:
-        yield Unit(unit_id(info.file, start, end), info.file, start, end, tuple(groups), info.pin)
+        yield _unit(info, start, end, groups)
+
+
+def row_ranges(info: FileInfo) -> tuple[tuple[int, int], ...]:
+    """The file's rows as [start, end) ranges of consecutive non-empty row groups."""
+    ranges: list[tuple[int, int]] = []
+    row = 0
+    for rows in info.row_group_rows:
+        if rows and ranges and ranges[-1][1] == row:
+            ranges[-1] = (ranges[-1][0], row + rows)
+        elif rows:
+            ranges.append((row, row + rows))
+        row += rows
+    return tuple(ranges)
 
 
 def inspect_files(files: list[str], cfg: InputConfig, workers: int = 32,
@@ -251,12 +316,13 @@ def inspect_files(files: list[str], cfg: InputConfig, workers: int = 32,
 
 
 def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32,
-              keep_units: bool = True) -> Plan:
+              keep_units: bool = True, covered: Covered | None = None) -> Plan:
     """List the input, check every footer (in `workers` threads, in bounded windows), cut units.
 
     With `on_bad_file="fail"` the first bad file in sorted order raises InputError; with
     "skip" bad files are recorded in `Plan.bad_files` and planned around. `keep_units=False`
-    only counts them (`Plan.unit_count`; `status`): ~320 bytes a unit less."""
+    only counts them (`Plan.unit_count`; `status`): ~320 bytes a unit less. `covered`: row
+    ranges of committed units, left out of the units (see the module docstring)."""
     if unit_docs < 1:
         raise ValueError(f"unit_docs must be >= 1, got {unit_docs}")
     files = list_input_files(cfg.paths)
@@ -268,10 +334,19 @@ def make_plan(cfg: InputConfig, unit_docs: int, workers: int = 32,
             log.warning("skipping bad input file %s: %s", result.file, result.problem)
             plan.bad_files.append(result)
             continue
+        if result.digest in plan.file_rows:
+            first = plan.file_rows[result.digest][0]
+            log.warning("input file %s has the same content (digest %s) as %s: its documents "
+                        "are planned once", result.file, result.digest, first)
+            plan.same_content.append((result.file, first))
+            continue
+        plan.file_rows[result.digest] = (result.file, row_ranges(result))
         plan.files += 1
         plan.bytes += result.bytes
         plan.documents += sum(result.row_group_rows)
-        for unit in cut_units(result, unit_docs, cfg.unit_text_bytes):
+        done = (covered or {}).get(result.digest)
+        plan.covered_documents += sum(end - start for start, end in done or ())
+        for unit in cut_units(result, unit_docs, cfg.unit_text_bytes, done):
             plan.unit_count += 1
             if keep_units:
                 plan.units.append(unit)

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mga_spark.config import InputConfig
-from mga_spark.io.plan import InputError, Unit
+from mga_spark.io import footer
+from mga_spark.io.plan import ID_HEX, InputError, Unit
 from mga_spark.schema import Document, Reason
 
 # Set on a Document whose text could not be read (its text is None); the pipeline rejects it
@@ -26,6 +27,7 @@ def _batches(unit: Unit, columns: list[str], batch_rows: int) -> Iterator[Batch]
     row = unit.row_start
     try:  # a damaged page passes the planner's footer check and fails only here
         with fs.open(path, "rb") as f:
+            _check_digest(unit, f, fs, path)
             batches = pq.ParquetFile(f).iter_batches(
                 batch_size=batch_rows, row_groups=list(unit.row_groups), columns=columns
             )
@@ -38,6 +40,25 @@ def _batches(unit: Unit, columns: list[str], batch_rows: int) -> Iterator[Batch]
     if row != unit.row_end:
         raise InputError(f"{unit.file}: expected rows {unit.row_start}-{unit.row_end} in row "
                          f"groups {list(unit.row_groups)}, read up to {row}: file changed?")
+
+
+def _check_digest(unit: Unit, f: object, fs: object, path: str) -> None:
+    """The file is still the one planned: its footer digest is the unit's (a file rewritten
+    between planning and this read fails here, before a row of it is processed)."""
+    if not unit.digest:
+        return
+    size = getattr(f, "size", None)
+    size = int(size if size is not None else fs.info(path)["size"])  # type: ignore[attr-defined]
+    now = footer.digest_of(size, footer.footer_bytes(f, size))
+    if now != unit.digest:
+        raise InputError(f"{unit.file}: the file changed since it was planned (content digest "
+                         f"{unit.digest}, now {now}); run the job again to re-plan it")
+
+
+def source_prefix(unit: Unit) -> str:
+    """What derived source ids start with: the file's digest (ID_HEX digits), never its path, so
+    the same bytes get the same ids wherever they are mounted."""
+    return unit.digest[:ID_HEX] if unit.digest else url_to_fs(unit.file)[1]
 
 
 def _doc_id(value: object, derived: str) -> str:
@@ -79,7 +100,7 @@ def read_unit(unit: Unit, cfg: InputConfig, batch_rows: int = 1024) -> Iterator[
     columns = list(dict.fromkeys([cfg.text_column, *([cfg.id_column] if cfg.id_column else []),
                                   *cfg.carry_columns,
                                   *([cfg.pairs_column] if cfg.pairs_column else [])]))
-    prefix = url_to_fs(unit.file)[1]
+    prefix = source_prefix(unit)
     for first, batch in _batches(unit, columns, batch_rows):
         texts = _pylist(batch.column(cfg.text_column))
         ids = _pylist(batch.column(cfg.id_column)) if cfg.id_column else None
@@ -98,7 +119,7 @@ def read_unit(unit: Unit, cfg: InputConfig, batch_rows: int = 1024) -> Iterator[
 
 def read_unit_ids(unit: Unit, cfg: InputConfig, batch_rows: int = 8192) -> Iterator[str]:
     """The ids `read_unit` gives, reading only the id column (nothing when ids are derived)."""
-    prefix = url_to_fs(unit.file)[1]
+    prefix = source_prefix(unit)
     if cfg.id_column is None:
         yield from (f"{prefix}#{row}" for row in range(unit.row_start, unit.row_end))
         return

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Protocol
 
 from mga_spark.config import Config, ConfigError, load_config
-from mga_spark.io import lease, records
+from mga_spark.io import commit, lease, records
 from mga_spark.io.plan import InputError, Plan, Unit, make_plan
-from mga_spark.io.write import OutputRefused
-from mga_spark.job import append, card, preflight, runinfo
+from mga_spark.io.write import OutputRefused, output_fs
+from mga_spark.job import append, card, preflight, resume, runinfo
 from mga_spark.job.logs import TERMINAL
 from mga_spark.job.progress import Progress, ProgressView
 from mga_spark.job.unit import EngineFor, attempt_unit
@@ -209,14 +209,35 @@ def check_dry_output(cfg: Config) -> None:
             "verify line then say dry).")
 
 
+def resume_plan(cfg: Config, plan: Plan) -> tuple[Plan, list[Unit], resume.Scan]:
+    """Claim the output and sort the committed units against the plan (job/resume.py): refuse
+    changed inputs, roll forward interrupted publishes, and re-plan the files whose committed
+    units were cut otherwise without their committed rows. Returns (plan, units to run, scan)."""
+    output = cfg.output.path
+    record = runinfo.claim_output(cfg)  # settings
+    found = resume.scan(output, plan)  # one pass over the committed manifests
+    changed = resume.check_changed(output, found, set(cfg.job.accept_changes),
+                                   runinfo.accepted_files(record))
+    if changed:
+        runinfo.record_changed_inputs(output, record, changed)
+    resume.roll_forward(output, cfg.job.write_retries)
+    if found.recut:
+        log.info("committed units of %d input files were cut with other settings: re-planning "
+                 "those files without their committed rows", len(found.covered), extra=TERMINAL)
+        plan = make_plan(cfg.input, cfg.job.unit_docs, covered=found.covered)
+    if found.outside:
+        log.info("%d committed units come from files that are not in this input (removed from "
+                 "it): kept, not run again", found.outside, extra=TERMINAL)
+    return plan, resume.todo(plan, found), found
+
+
 def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held: lease.Lease
               ) -> JobResult:
-    runinfo.claim_output(cfg, plan)  # resume: settings, pinned inputs, roll-forward
-    done = records.committed_units(cfg.output.path)
-    todo = [u for u in plan.units if u.id not in done]
-    skipped = len(plan.units) - len(todo)
-    log.info("%d documents in %d files: %d units planned, %d already committed, %d to run",
-             plan.documents, plan.files, len(plan.units), skipped, len(todo), extra=TERMINAL)
+    plan, todo, found = resume_plan(cfg, plan)
+    skipped = len(found.committed) - found.outside
+    total = skipped + len(todo)
+    log.info("%d documents in %d files: %d units, %d already committed, %d to run",
+             plan.documents, plan.files, total, skipped, len(todo), extra=TERMINAL)
     failed: list[dict] = []
     stopped, ran = None, 0
     if todo:
@@ -224,7 +245,7 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
         app = getattr(runner, "app_id", None)
         if app:
             held.note(spark_app=app)
-        with ProgressView(len(plan.units), skipped, enabled=show_progress) as view:
+        with ProgressView(total, skipped, enabled=show_progress) as view:
             waves = run_waves(cfg, runner, todo, view.update, resumed=skipped > 0,
                               held=held.still_held)
         if waves.lost:  # another driver runs the output now: its stats and card, not ours
@@ -233,13 +254,26 @@ def _run_held(cfg: Config, runner: Runner, plan: Plan, show_progress: bool, held
     if not held.still_held():
         raise held.lost_error()
     records.discard_uncommitted(cfg.output.path, [f["unit"] for f in failed])
-    stats = runinfo.totals(records.iter_manifests(cfg.output.path))
-    stats.update(planned_units=len(plan.units), failed_units=failed,
+    stats = _totals(cfg.output.path, found, todo)
+    stats.update(planned_units=total, failed_units=failed,
                  bad_files=[vars(b) for b in plan.bad_files],
+                 same_content_files=[{"file": f, "same_as": g} for f, g in plan.same_content],
                  stopped=stopped.as_dict() if stopped is not None else None)
     records.write_json(cfg.output.path, STATS_FILE, stats)
     card.write_card(cfg.output.path)  # README.md: the Hugging Face dataset card
-    return JobResult(len(plan.units), skipped, ran, failed, stats, stopped)
+    return JobResult(total, skipped, ran, failed, stats, stopped)
+
+
+def _totals(output: str, found: resume.Scan, ran: list[Unit]) -> dict:
+    """The run's totals: the scan's sums of the units committed before, plus the manifests of
+    the units this run committed (only those are read again)."""
+    fs, root = output_fs(output)
+    done = records.committed_units(output) - found.committed
+    for uid in sorted(done & {u.id for u in ran}):
+        manifest = commit.read_manifest(fs, root, uid)
+        if manifest is not None:
+            found.totals.add(manifest)
+    return found.totals.result()
 
 
 def execute(cfg: Config, runner: Runner | None = None, log_file: Path | None = None,

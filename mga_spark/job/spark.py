@@ -244,8 +244,8 @@ def spark_check_units(spark, items: list, check: Callable[[Any], tuple[Any, byte
                       on_report: Callable[[Any], None], keep: int,
                       partitions: int | None = None) -> tuple[int, list[tuple[int, int]]]:
     """Run `check` over `items` as Spark tasks. `check(item)` returns (report, digests): a
-    picklable report, handed to `on_report` on the driver one at a time in item order
-    (toLocalIterator: one partition at a time), and the concatenated 16-byte digests of the
+    picklable report, computed in one parallel job and handed to `on_report` on the driver one
+    at a time in item order, and the concatenated 16-byte digests of the
     item's ids. Ids repeated across all items are found by a Spark aggregation by digest: returns
     the number of repeats (per digest seen k times, k - 1: each occurrence after the first in
     (item, row) order) and the `keep` smallest (item index, row) positions of repeats."""
@@ -256,6 +256,8 @@ def spark_check_units(spark, items: list, check: Callable[[Any], tuple[Any, byte
     checked = sc.parallelize(list(enumerate(items)), slices).map(
         lambda iu: (iu[0], check(iu[1]))).persist(_memory_and_disk())
     try:
+        checked.count()  # every check at once, on every executor (toLocalIterator alone runs
+        # one job per partition, in turn); the loop below then streams the persisted reports
         for report in checked.map(lambda x: x[1][0]).toLocalIterator():
             on_report(report)
         seq, comb = _first(keep + 1)

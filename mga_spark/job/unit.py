@@ -88,6 +88,7 @@ def process_unit(
     counts = dict(pipeline.stats.counts)
     manifest = {
         "fingerprint": cfg.fingerprint(prompt_version=prompts.version),
+        "settings": cfg.unit_settings(),  # what verify checks this unit's rows against
         "prompt_version": prompts.version,
         "model": engine.model_name,
         "counts": counts,

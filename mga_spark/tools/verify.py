@@ -31,6 +31,7 @@ plan order, repeated variant ids (in unit and row order), stray files.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +42,8 @@ import pyarrow.parquet as pq
 from mga_spark import layout
 from mga_spark.config import Config
 from mga_spark.io import commit, records, write
-from mga_spark.io.plan import InputError, Unit, make_plan
+from mga_spark.io.plan import InputError, Plan, Unit, make_plan, unit_id
+from mga_spark.job.runinfo import accepted_files
 from mga_spark.tools import repeats
 from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, check_unit, settings
 
@@ -86,8 +88,10 @@ class Pass:
     documents: int
     units: int
     bad_files: int
-    todo: list[Unit]  # committed units in plan order (a report's unit index is its place here)
+    todo: list[Unit]  # committed units of files in the input (a report's index is its place)
     problems: Problems = field(default_factory=Problems)
+    outside: list[Unit] = field(default_factory=list)  # committed units of files not in it
+    missing_rows: int = 0
     listed: set[str] = field(default_factory=set)
     totals: Counter = field(default_factory=Counter)
     by_stage: Counter = field(default_factory=Counter)
@@ -102,7 +106,8 @@ class Pass:
 
 
 def start(output: str) -> Pass | VerifyResult:
-    """Re-plan the input and check which units have a manifest; a result when verify ends here."""
+    """Re-plan the input and read every committed manifest once: the units to check (planned or
+    not), and whether the committed row ranges cover each input file exactly once."""
     problems = Problems()
     record = records.read_json(output, layout.RUN_FILE)
     if record is None:
@@ -114,18 +119,94 @@ def start(output: str) -> Pass | VerifyResult:
     except (InputError, OSError) as e:
         problems.add(f"cannot re-plan the input: {e}")
         return problems.result({})
-    done = records.committed_units(output)
-    p = Pass(output, s, plan.documents, len(plan.units), len(plan.bad_files),
-             [u for u in plan.units if u.id in done], problems, dry=bool(record.get("dry")))
-    for uid in sorted(done - {u.id for u in plan.units}):
-        problems.add(f"manifest for unit {uid}, which the input does not plan (input or "
-                     "job.unit_docs changed since the run?)")
-        manifest = records.read_json(output, commit.manifest_name(uid)) or {}
-        p.listed.update((manifest.get("files") or {}).values())
-    for u in plan.units:
-        if u.id not in done:
-            problems.add(f"unit {u.id} ({u.file}, rows {u.row_start}-{u.row_end}) has no manifest")
+    p = Pass(output, s, plan.documents, len(plan.units), len(plan.bad_files), [], problems,
+             dry=bool(record.get("dry")))
+    ranges: dict[str, list[tuple[int, int, str]]] = {}
+    by_uri = {uri: digest for digest, (uri, _) in plan.file_rows.items()}
+    accepted = accepted_files(record)
+    for m in records.iter_manifests(output):
+        unit = _unit(m, plan, p)
+        if unit is None:
+            continue
+        if unit.digest in plan.file_rows:
+            ranges.setdefault(unit.digest, []).append((unit.row_start, unit.row_end, unit.id))
+            p.todo.append(unit)
+            continue
+        p.outside.append(unit)
+        if unit.file in by_uri and accepted.get(unit.file) == by_uri[unit.file]:
+            # a resume accepted the file's new bytes and kept this unit for its rows
+            ranges.setdefault(by_uri[unit.file], []).append(
+                (unit.row_start, unit.row_end, unit.id))
+        elif unit.file in by_uri:
+            problems.add(f"{unit.file} holds other bytes than when unit {unit.id} was made from "
+                         f"it (content digest {unit.digest[:16]}..., now "
+                         f"{by_uri[unit.file][:16]}...), and no resume accepted the change")
+    for digest, (uri, rows) in plan.file_rows.items():
+        p.missing_rows += _coverage(uri, rows, sorted(ranges.get(digest, [])), problems)
     return p
+
+
+def _unit(m: dict, plan: Plan, p: Pass) -> Unit | None:
+    """The unit a manifest describes (read from where this input has its bytes now); None and
+    a problem when its record is not one this release writes."""
+    u = m.get("unit") or {}
+    try:
+        unit = Unit(u["id"], u["file"], int(u["row_start"]), int(u["row_end"]),
+                    tuple(u["row_groups"]), None, u.get("digest") or "")
+    except (KeyError, TypeError, ValueError) as e:
+        p.problems.add(f"manifest {m.get('unit')!r}: no unit record ({e})")
+        return None
+    if not unit.digest:
+        p.problems.add(f"unit {unit.id}: its manifest names its input by path only (written by "
+                       "an earlier release); it cannot be checked by content")
+        return None
+    if unit_id(unit.digest, unit.row_start, unit.row_end) != unit.id:
+        p.problems.add(f"unit {unit.id}: its id does not match its content digest and rows")
+    p.listed.update((m.get("files") or {}).values())
+    planned = plan.file_rows.get(unit.digest)
+    return unit if planned is None else dataclasses.replace(unit, file=planned[0])
+
+
+def _coverage(uri: str, rows: tuple[tuple[int, int], ...], ranges: list[tuple[int, int, str]],
+              problems: Problems) -> int:
+    """Problems where committed `ranges` (sorted) do not cover the file's `rows` exactly once;
+    returns the rows no unit covers."""
+    missing, at = 0, 0
+    for start, end, uid in ranges:
+        if start < at:
+            problems.add(f"{uri}: rows {start}-{min(end, at)} are committed in two units "
+                         f"(the second is {uid}): documents duplicated")
+        at = max(at, end)
+    covered = _merge([(a, b) for a, b, _ in ranges])
+    for start, end in rows:
+        for gap_start, gap_end in _gaps(start, end, covered):
+            missing += gap_end - gap_start
+            problems.add(f"{uri}: rows {gap_start}-{gap_end} are in no committed unit (a resume "
+                         "runs them)")
+    return missing
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _gaps(start: int, end: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    gaps, at = [], start
+    for a, b in covered:
+        if b <= at or a >= end:
+            continue
+        if a > at:
+            gaps.append((at, a))
+        at = max(at, b)
+    if at < end:
+        gaps.append((at, end))
+    return gaps
 
 
 def _variant_id(output: str, unit: Unit, row: int) -> str:
@@ -148,7 +229,11 @@ def finish(p: Pass, found: repeats.Found) -> VerifyResult:
     for name in stray:
         p.problems.add(f"{name} is in the output but no manifest lists it (a unit's files from "
                        "before a manifest was removed, or a file put there by hand)")
-    counts = {"documents": p.documents, "units": p.units, "units_done": len(p.todo),
+    # units: committed ones, and as many again as this input's settings would cut for rows no
+    # unit covers (an estimate only when rows are missing)
+    counts = {"documents": p.documents, "units": len(p.todo) + (p.units if p.missing_rows else 0),
+              "units_done": len(p.todo),
+              "units_outside_input": len(p.outside), "rows_missing": p.missing_rows,
               "bad_files": p.bad_files, "stray_files": len(stray),
               "staged_leftovers": len(commit.staged_units(fs, root))}
     for key in ("variants", "originals", "rejects", "expected_slots", "accounted_slots",
@@ -165,16 +250,20 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
     if isinstance(p, VerifyResult):
         return p
     found = repeats.Repeats(keep=MAX_PROBLEMS)
-    check: Callable[[Unit], UnitReport] = lambda u: check_unit(output, u, p.settings)  # noqa: E731
+    outside = {u.id for u in p.outside}
+    check: Callable[[Unit], UnitReport] = lambda u: check_unit(  # noqa: E731
+        output, u, p.settings, read_input=u.id not in outside)
+    p.todo += p.outside  # every committed unit, planned or not
     for index, report in enumerate(records.bounded_map(check, p.todo, workers)):
         p.add(report)
         found.add(index, report.ids)
     return finish(p, found.result())
 
 
-def _check_for_spark(output: str, s: Settings) -> Callable[[Unit], tuple[UnitReport, bytes]]:
+def _check_for_spark(output: str, s: Settings, outside: set[str]
+                     ) -> Callable[[Unit], tuple[UnitReport, bytes]]:
     def check(unit: Unit) -> tuple[UnitReport, bytes]:
-        report = check_unit(output, unit, s)
+        report = check_unit(output, unit, s, read_input=unit.id not in outside)
         ids, report.ids = report.ids, b""
         return report, ids
 
@@ -191,6 +280,8 @@ def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyRe
     p = start(output)
     if isinstance(p, VerifyResult):
         return p
+    outside = {u.id for u in p.outside}
+    p.todo += p.outside  # every committed unit, planned or not
     session = spark
     if session is None:
         cfg = Config.model_validate((records.read_json(output, layout.RUN_FILE) or {})["config"])
@@ -199,7 +290,8 @@ def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyRe
         session = job_spark.get_session(cfg, use_config_master=bool(cfg.job.master))
     try:
         total, first = job_spark.spark_check_units(
-            session, p.todo, _check_for_spark(output, p.settings), p.add, keep=MAX_PROBLEMS)
+            session, p.todo, _check_for_spark(output, p.settings, outside), p.add,
+            keep=MAX_PROBLEMS)
     finally:
         if spark is None:
             session.stop()

@@ -56,6 +56,21 @@ class UnitReport:
     files: list[str] = field(default_factory=list)  # what the unit's manifest lists
 
 
+def unit_settings(manifest: dict, default: Settings) -> Settings:
+    """The settings a unit's rows were made with: its manifest's own (job/unit.py records them),
+    else `default` (the run's `_run.json`)."""
+    own = manifest.get("settings")
+    if not own:
+        return default
+    columns = {"text_column": own.get("input.text_column", default.input.text_column),
+               "id_column": own.get("input.id_column", default.input.id_column)}
+    return Settings(input=default.input.model_copy(update=columns),
+                    num_pairs=int(own.get("ga.num_pairs", default.num_pairs)),
+                    include_original=bool(own.get("output.include_original",
+                                                  default.include_original)),
+                    unit_docs=default.unit_docs)
+
+
 def settings(record: dict) -> Settings:
     """What verify needs from `_run.json`, read field by field (other sections may be redacted)."""
     config = record.get("config") or {}
@@ -179,26 +194,27 @@ def _check_doc(doc_id: str, k: int, d: DocRows, chunks: dict, s: Settings, r: Un
         r.problems.append(f"document {doc_id!r} has {d.originals} original rows, expected {want}")
 
 
-def check_unit(output: str, unit: Unit, s: Settings) -> UnitReport:
-    """Re-read the unit's input ids and its output files; check the accounting."""
+def check_unit(output: str, unit: Unit, s: Settings, read_input: bool = True) -> UnitReport:
+    """Re-read the unit's input ids and its output files; check the accounting against the
+    settings its manifest records. `read_input=False` (its file is not in the input any more):
+    the documents its rows name are checked, but not against the input's ids."""
     r = UnitReport()
     where = f"unit {unit.id} ({unit.file}, rows {unit.row_start}-{unit.row_end})"
     manifest = records.read_json(output, commit.manifest_name(unit.id)) or {}
-    pinned = (manifest.get("unit") or {}).get("input")
-    if pinned is not None and unit.pin is not None and dict(unit.pin) != pinned:
-        r.problems.append(f"{where}: input file changed since the unit was committed (pinned "
-                          f"{pinned}, now {dict(unit.pin)})")
+    s = unit_settings(manifest, s)
     tables = _unit_files(output, unit.id, manifest, where, r)
     if tables is None:
         return r
     docs = _group(*tables, r)
-    ids = Counter(read.read_unit_ids(unit, s.input))
     chunks = manifest.get("chunks") or {}
     offset = int(manifest.get("pair_offset") or 0)
+    if read_input:
+        ids = Counter(read.read_unit_ids(unit, s.input))
+    else:
+        ids = Counter({doc: d.input_rejects + bool(d.originals or d.chunk_rejects or d.slots)
+                       for doc, d in docs.items()})
     for doc_id, k in ids.items():
         _check_doc(doc_id, k, docs.pop(doc_id, DocRows()), chunks, s, r, offset)
     for doc_id in docs:
         r.problems.append(f"{where}: rows for document {doc_id!r}, which is not in its input")
     return r
-
-

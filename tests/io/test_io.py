@@ -9,12 +9,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.core import url_to_fs
 
 from mga_spark.config import InputConfig
 from mga_spark.io import commit as io_commit
+from mga_spark.io import footer as io_footer
 from mga_spark.io import read, records
 from mga_spark.io import write as io_write
-from mga_spark.io.plan import make_plan
+from mga_spark.io.plan import InputError, make_plan
 from mga_spark.schema import DATA_SCHEMA, REJECT_SCHEMA, RejectRow, VariantRow
 
 
@@ -45,21 +47,51 @@ def reject(src: str, pair: int | None = 1) -> RejectRow:
 # -- reading -------------------------------------------------------------------------------
 
 
-def test_derived_ids_are_path_and_absolute_row(tmp_path: Path) -> None:
+def test_derived_ids_are_the_content_digest_and_absolute_row(tmp_path: Path) -> None:
     path = write(tmp_path / "a.parquet", pa.table({"text": [f"t{i}" for i in range(10)]}))
     cfg = InputConfig(paths=[str(path)])
     first, second = units(cfg)
+    digest = io_footer.digest(*url_to_fs(str(path)))
+    assert second.digest == digest and len(digest) == 64
     docs = list(read.read_unit(second, cfg, batch_rows=2))
-    assert [d.id for d in docs] == [f"{path}#{row}" for row in range(6, 10)]
+    assert [d.id for d in docs] == [f"{digest[:32]}#{row}" for row in range(6, 10)]
     assert [d.text for d in docs] == ["t6", "t7", "t8", "t9"]
     assert len(list(read.read_unit(first, cfg))) == first.documents == 6
+    assert str(tmp_path) not in "".join(d.id for d in docs) + second.id
+
+
+def test_the_same_bytes_through_a_symlink_or_a_copy_give_the_same_ids(tmp_path: Path) -> None:
+    table = pa.table({"text": [f"t{i}" for i in range(10)]})
+    original = write((tmp_path / "in").mkdir() or tmp_path / "in" / "a.parquet", table)
+    (tmp_path / "mnt").symlink_to(tmp_path / "in")
+    copy = tmp_path / "bucket" / "deeper" / "b.parquet"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(original.read_bytes())
+    plans = [units(InputConfig(paths=[str(p)])) for p in
+             (tmp_path / "in", tmp_path / "mnt", copy.parent)]
+    assert [[u.id for u in p] for p in plans] == [[u.id for u in plans[0]]] * 3
+    ids = [[d.id for u in p for d in read.read_unit(u, InputConfig(paths=["x"]))] for p in plans]
+    assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == 10
+    other = write(tmp_path / "other.parquet", table.slice(1))  # other bytes: other ids
+    assert {u.id for u in units(InputConfig(paths=[str(other)]))}.isdisjoint(
+        {u.id for u in plans[0]})
+
+
+def test_a_file_rewritten_after_planning_fails_its_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.parquet", pa.table({"text": [f"t{i}" for i in range(6)]}))
+    cfg = InputConfig(paths=[str(path)])
+    (unit,) = units(cfg)
+    write(path, pa.table({"text": [f"other {i}" for i in range(6)]}))
+    with pytest.raises(InputError, match="changed since it was planned"):
+        list(read.read_unit(unit, cfg))
 
 
 def test_configured_ids_are_strings_and_null_ids_get_a_marked_derived_id(tmp_path: Path) -> None:
     path = write(tmp_path / "a.parquet", pa.table({"text": ["x", "y", "z"], "n": [7, None, 9]}))
     cfg = InputConfig(paths=[str(path)], id_column="n")
-    docs = list(read.read_unit(units(cfg)[0], cfg))
-    assert [d.id for d in docs] == ["7", f"<null-id>{path}#1", "9"]
+    (unit,) = units(cfg)
+    docs = list(read.read_unit(unit, cfg))
+    assert [d.id for d in docs] == ["7", f"<null-id>{unit.digest[:32]}#1", "9"]
     assert docs[1].text == "y"
 
 

@@ -70,14 +70,39 @@ def test_units_pack_row_groups_up_to_unit_docs(corpus: Path) -> None:
     assert [u.documents for u in plan.units] == [6, 4, 4]
 
 
-def test_unit_ids_are_deterministic_from_file_and_rows(corpus: Path) -> None:
+def test_unit_ids_are_deterministic_from_content_and_rows(corpus: Path) -> None:
     cfg = InputConfig(paths=[str(corpus)])
     first, again = make_plan(cfg, 6), make_plan(cfg, 6)
     assert [u.id for u in first.units] == [u.id for u in again.units]
     unit = first.units[1]
-    digest = hashlib.sha1(unit.file.encode()).hexdigest()[:10]
-    assert unit.id == f"{digest}-000000000006-000000000010"
+    path = unit.file[len("file://"):]
+    with open(path, "rb") as f:  # the footer's bytes, read here by hand
+        blob = f.read()
+    length = int.from_bytes(blob[-8:-4], "little")
+    footer = blob[-8 - length:-8]
+    digest = hashlib.sha256(b"%d\n" % len(blob) + footer).hexdigest()
+    assert unit.digest == digest
+    assert unit.id == f"{digest[:32]}-000000000006-000000000010"
     assert len({u.id for u in first.units}) == len(first.units)
+
+
+def test_files_with_the_same_bytes_are_planned_once(tmp_path: Path) -> None:
+    write(tmp_path / "a.parquet", texts(5))
+    (tmp_path / "b.parquet").write_bytes((tmp_path / "a.parquet").read_bytes())
+    plan = make_plan(InputConfig(paths=[str(tmp_path)]), 10)
+    assert (plan.files, plan.documents, len(plan.units)) == (1, 5, 1)
+    assert plan.same_content == [(f"file://{tmp_path}/b.parquet", f"file://{tmp_path}/a.parquet")]
+
+
+def test_covered_row_groups_are_left_out_of_the_units(tmp_path: Path) -> None:
+    write(tmp_path / "a.parquet", texts(10), row_group_size=2)
+    cfg = InputConfig(paths=[str(tmp_path)])
+    digest = make_plan(cfg, 10).units[0].digest
+    plan = make_plan(cfg, 4, covered={digest: [(2, 4), (6, 8)]})
+    assert [(u.row_start, u.row_end) for u in plan.units] == [(0, 2), (4, 6), (8, 10)]
+    assert plan.covered_documents == 4
+    with pytest.raises(InputError, match="not row-group boundaries"):
+        make_plan(cfg, 4, covered={digest: [(1, 4)]})
 
 
 def test_a_row_group_bigger_than_a_unit_is_its_own_unit(tmp_path: Path) -> None:
@@ -210,12 +235,9 @@ def test_a_text_bound_smaller_than_one_row_group_leaves_it_whole(tmp_path: Path)
     assert [(u.row_start, u.row_end) for u in plan.units] == [(r, r + 1) for r in range(6)]
 
 
-def test_the_text_bound_is_in_the_fingerprint_and_verify_replans_with_it(tmp_path: Path) -> None:
-    from tests.helpers import make_config, run_fake_job
+def test_the_text_bound_cuts_units_and_verify_checks_them(tmp_path: Path) -> None:
+    from tests.helpers import run_fake_job
 
-    assert make_config().fingerprint(prompt_version="p") != make_config(
-        input={"unit_text_bytes": 1000}).fingerprint(prompt_version="p")
-    assert "input.unit_text_bytes" in make_config().fingerprint_inputs(prompt_version="p")
     texts = [f"Document number {i} is about rivers and the towns along them." for i in range(6)]
     pq.write_table(pa.table({"id": [f"d{i}" for i in range(6)], "text": texts}),
                    tmp_path / "in.parquet", row_group_size=1)

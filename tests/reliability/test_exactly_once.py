@@ -1,10 +1,10 @@
 """Exactly once on a real cluster: readers that look early, drivers that race, resumes that mix.
 
 The drivers here are subprocesses running this module (`python -m
-tests.reliability.test_exactly_once ...`): the driver's steps of `job.spark.run_job` (take the
-lease, claim the output with the plan, run the missing units, write stats) with each unit run by
-`process_unit` on the fake engine in the driver process, instead of Spark tasks. The commit is
-the same code either way. The commit protocol's test-only step hook kills (SIGKILL) or stops
+tests.reliability.test_exactly_once ...`) that call the real `job.run.run_job` (lease, claim,
+resume scan, waves, stats, card) with its `InProcessRunner`: each unit runs through
+`unit.attempt_unit` on the fake engine in the driver process instead of a Spark task, the same
+code a Spark task runs. The commit protocol's test-only step hook kills (SIGKILL) or stops
 (SIGSTOP) a driver between two steps of a unit's commit.
 """
 
@@ -25,13 +25,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark import layout
 from mga_spark.config import Config, fingerprint_of, load_config
 from mga_spark.engine.fake import FakeEngine
 from mga_spark.io import commit, lease, records
 from mga_spark.io.plan import make_plan
 from mga_spark.io.write import OutputRefused
-from mga_spark.job import runinfo
+from mga_spark.job import resume, runinfo
+from mga_spark.job.run import InProcessRunner, run_job
 from mga_spark.job.unit import process_unit
 from mga_spark.tools.verify import verify
 from tests.helpers import EN_TEXT, scripted, with_rewrites, write
@@ -58,16 +58,19 @@ def config(inputs: Path | str, output: Path, *sets: str) -> Config:
     return load_config(None, list(sets), base(str(inputs), str(output)))
 
 
+def fake_engine(cfg: Config, gpus: object) -> FakeEngine:
+    return FakeEngine(scripted(with_rewrites(None)))
+
+
 def run_units(cfg: Config, limit: int | None = None) -> tuple[int, int]:
-    """The driver's steps of run_job, units on the fake engine: (already committed, ran)."""
+    """`run_job` on the fake engine, in this process: (already committed, ran). `limit`: plan
+    only the first units (a partial output)."""
     plan = make_plan(cfg.input, cfg.job.unit_docs)
-    runinfo.claim_output(cfg, plan)
-    done = records.committed_units(cfg.output.path)
-    todo = [u for u in plan.units if u.id not in done]
-    engine = FakeEngine(scripted(with_rewrites(None)))
-    for unit in todo[:limit]:
-        process_unit(cfg, unit, engine, cfg.output.path)
-    return len(plan.units) - len(todo), len(todo[:limit])
+    if limit is not None:
+        plan.units = plan.units[:limit]
+    result = run_job(cfg, InProcessRunner(fake_engine), plan, show_progress=False)
+    assert result.ok, result.failed
+    return result.skipped, result.ran
 
 
 # -- the driver subprocess -----------------------------------------------------------------
@@ -94,13 +97,11 @@ def drive(args: argparse.Namespace) -> int:
         print("waiting", flush=True)
     while args.wait_for and not Path(args.wait_for).exists():
         time.sleep(0.005)
+    held = lease.hold  # the holder named, as a Spark driver names its application
+    lease.hold = lambda output, timeout_s, app=None: held(output, timeout_s, app=args.name)
     try:
-        with lease.hold(cfg.output.path, cfg.job.lease_timeout_s, app=args.name):
-            done, ran = run_units(cfg)
-            print(f"{done + ran} units planned, {done} already committed, {ran} to run",
-                  flush=True)
-            stats = runinfo.totals(records.read_manifests(cfg.output.path))
-            records.write_json(cfg.output.path, layout.STATS_FILE, stats)
+        done, ran = run_units(cfg)
+        print(f"{done + ran} units planned, {done} already committed, {ran} to run", flush=True)
     except OutputRefused as e:
         print(f"REFUSED {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return 3
@@ -293,7 +294,6 @@ FAMILIES = {
     "chunking": ["chunking.max_tokens=512"],
     "cleaning": ["clean.min_keyword_coverage=0.2", "clean.max_sibling_similarity=0.5",
                  "clean.check_language=false", "clean.strip_boilerplate=false"],
-    "unit_cutting": ["job.unit_docs=1"],
     "input_reading": ["input.max_chars=100", "input.language=en"],
     "output_rows": ["output.include_original=true"],
 }
@@ -316,6 +316,20 @@ def test_resume_is_refused_after_a_row_changing_change(partial, family) -> None:
     assert len(records.committed_units(str(out))) == 1  # nothing ran
 
 
+@pytest.mark.parametrize("change", ["ga.num_pairs=4", "output.include_original=true"])
+def test_verify_checks_each_unit_against_the_settings_it_was_made_with(partial, change) -> None:
+    """An accepted change applies to the units made after it; verify passes on both kinds."""
+    inputs, out = partial
+    key = change.split("=", 1)[0]
+    assert run_units(config(inputs, out, change, f"job.accept_changes=[{key}]")) == (1, 2)
+    made = [json.loads(m.read_text())["settings"][key] for m in (out / "_manifest").iterdir()]
+    assert len(set(made)) == 2
+    result = verify(str(out))
+    assert result.ok, result.problems
+    assert result.counts["accounted_slots"] == result.counts["expected_slots"] == 2 * 5 + 4 * (
+        4 if key == "ga.num_pairs" else 5)
+
+
 def _older_release(out: Path, key: str, value: str) -> None:
     """`_run.json` as an older release (or one with other prompts) wrote it."""
     record = json.loads((out / "_run.json").read_text())
@@ -335,8 +349,7 @@ def test_resume_after_an_upgrade_is_refused_then_accepted_knowingly(partial, key
     record = json.loads((out / "_run.json").read_text())
     (accepted,) = record["accepted_changes"]
     assert accepted["changes"][key]["old"] == "0.0.9"
-    assert (accepted["units_committed_before"], accepted["units_affected"]) == (1, 2)
-    assert len(accepted["unit_ids"]) == 2
+    assert accepted["units_committed_before"] == 1
     assert run_units(config(inputs, out)) == (3, 0)  # the next resume has nothing to accept
     assert verify(str(out)).ok
 
@@ -385,16 +398,118 @@ def test_a_changed_input_file_under_a_committed_unit_is_refused_naming_it(partia
     table = pq.read_table(path)
     pq.write_table(table.set_column(1, "text", pa.array([t + " Changed." for t in
                                                          table.column("text").to_pylist()])),
-                   path, row_group_size=2)  # same ids, same rows: only the pin can tell
-    with pytest.raises(runinfo.InputChanged) as refused:
+                   path, row_group_size=2)  # same ids, same rows: only the content can tell
+    with pytest.raises(resume.InputChanged) as refused:
         run_units(config(inputs, out))
-    assert f"  file://{path}: mtime " in str(refused.value) and ", size " in str(refused.value)
+    assert f"  file://{path}: content " in str(refused.value)
     assert "(1 committed unit(s))" in str(refused.value)
     assert "--set 'job.accept_changes=[input.files]'" in str(refused.value)
+    # accepted: the old file's committed unit stays for its rows, the rest runs from the new bytes
     assert run_units(config(inputs, out, "job.accept_changes=[input.files]")) == (1, 2)
     record = json.loads((out / "_run.json").read_text())
     assert list(record["accepted_changes"][0]["input_files"]) == [f"file://{path}"]
     assert run_units(config(inputs, out)) == (3, 0)  # accepted once: the next resume goes on
+    result = verify(str(out))
+    assert result.ok and result.counts["units_outside_input"] == 1, result.problems
+    assert result.counts["duplicate_ids"] == 0 and len(data_ids(out)) == 2 * UNITS * 5
+
+
+# -- resume: identity by content, whatever the path or the unit cutting ----------------------
+
+
+def data_ids(out: Path) -> list[str]:
+    return pq.read_table(out / "data").column("id").to_pylist()
+
+
+@pytest.mark.parametrize("how", ["symlink", "copy", "bind"])
+def test_a_resume_through_another_path_to_the_same_bytes_runs_nothing_again(partial, how,
+                                                                           tmp_path) -> None:
+    inputs, out = partial
+    other = tmp_path / "elsewhere" / "corpus"
+    other.parent.mkdir()
+    if how == "symlink":
+        other.symlink_to(inputs)
+    elif how == "copy":  # a copied bucket: the same bytes under another name
+        other.mkdir()
+        (other / "renamed.parquet").write_bytes((inputs / "a.parquet").read_bytes())
+    else:  # a relative spelling from another working directory
+        other = Path(os.path.relpath(inputs, Path.cwd()))
+    assert run_units(config(other, out)) == (1, 2)
+    ids = data_ids(out)
+    assert len(ids) == len(set(ids)) == 2 * UNITS * 5  # 6 documents x 5 pairs, each once
+    result = verify(str(out))
+    assert result.ok and result.counts["duplicate_ids"] == 0, result.problems
+    assert str(inputs) not in " ".join(pq.read_table(out / "data").column("source_id")
+                                       .to_pylist())  # no path in ids (id_column is set here)
+
+
+@pytest.mark.parametrize("change", ["job.unit_docs=1", "job.unit_docs=4",
+                                    "input.unit_text_bytes=1"])
+def test_a_resume_that_cuts_units_otherwise_runs_only_uncommitted_documents(partial,
+                                                                            change) -> None:
+    inputs, out = partial
+    before = set(data_ids(out))
+    skipped, ran = run_units(config(inputs, out, change))
+    assert skipped == 1 and ran >= 1
+    ids = data_ids(out)
+    assert len(ids) == len(set(ids)) == 2 * UNITS * 5 and before <= set(ids)
+    result = verify(str(out))
+    assert result.ok and result.counts["rows_missing"] == 0, result.problems
+    assert run_units(config(inputs, out)) == (skipped + ran, 0)  # and back: nothing to run
+
+
+def test_derived_source_ids_do_not_depend_on_where_the_corpus_is_mounted(tmp_path) -> None:
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    base_ids = config(inputs, out, "input.id_column=null")
+    assert run_units(base_ids, limit=1) == (0, 1)
+    (tmp_path / "mnt").symlink_to(inputs)
+    assert run_units(config(tmp_path / "mnt", out, "input.id_column=null")) == (1, 2)
+    sources = pq.read_table(out / "data").column("source_id").to_pylist()
+    assert len(set(sources)) == 2 * UNITS and not any("/" in s for s in sources)
+    assert verify(str(out)).ok
+
+
+def test_verify_finds_rows_committed_twice_by_units_of_another_cutting(tmp_path) -> None:
+    """A unit of another cutting committed beside the output's own (as a zombie attempt of a
+    re-cut resume could): verify names the rows and the repeated ids, wherever they are."""
+    inputs, out, other = corpus(tmp_path / "in"), tmp_path / "out", tmp_path / "other"
+    assert run_units(config(inputs, out)) == (0, UNITS)
+    assert run_units(config(inputs, other, "job.unit_docs=4"), limit=1) == (0, 1)
+    (manifest,) = (other / "_manifest").iterdir()
+    for name in (f"_manifest/{manifest.name}", f"data/part-{manifest.stem}.parquet",
+                 f"rejects/part-{manifest.stem}.parquet"):
+        (out / name).write_bytes((other / name).read_bytes())
+    result = verify(str(out))
+    assert not result.ok
+    assert any("are committed in two units" in p for p in result.problems), result.problems
+    assert result.counts["duplicate_ids"] == 4 * 5  # 4 documents x 5 pairs, seen twice
+
+
+def test_a_unit_id_collision_is_an_error_never_a_silent_skip(tmp_path, monkeypatch) -> None:
+    """Unit ids that collide (forced: keyed on the row range only) are refused in one plan, on a
+    resume whose committed unit has other content, and at the commit itself."""
+    from mga_spark.io import plan as io_plan
+
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    other = tmp_path / "other"
+    other.mkdir()
+    table = pq.read_table(inputs / "a.parquet")
+    pq.write_table(table.set_column(0, "id", pa.array([f"e{i}" for i in range(2 * UNITS)])),
+                   other / "b.parquet", row_group_size=2)
+    monkeypatch.setattr(io_plan, "unit_id", lambda digest, start, end: f"same-{start}-{end}")
+    both = config(inputs, tmp_path / "both")
+    both.input.paths = [str(inputs), str(other)]
+    with pytest.raises(commit.UnitMismatch, match="unit ids repeat in the plan"):
+        run_units(both)
+    assert run_units(config(inputs, out)) == (0, UNITS)
+    with pytest.raises(commit.UnitMismatch, match="committed for other input"):
+        run_units(config(other, out))  # the resume's scan compares content and rows
+    unit = make_plan(config(other, out).input, 2).units[0]
+    with pytest.raises(commit.UnitMismatch, match="committed for other input"):
+        process_unit(config(other, out), unit, fake_engine(None, ()), str(out))  # the commit
+    result = verify(str(out))  # and verify, which computes ids itself, sees the forged ones
+    assert result.problems == [f"unit same-{2 * i}-{2 * i + 2}: its id does not match its "
+                               "content digest and rows" for i in range(UNITS)]
 
 
 if __name__ == "__main__":

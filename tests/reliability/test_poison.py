@@ -194,7 +194,7 @@ def test_a_run_that_used_up_its_attempts_quarantines_on_the_next_run(tmp_path) -
     assert [f["unit"] for f in first.failed] == [unit.id]
     assert [c.isolated for c in crash_records(cfg, unit)] == [False, True]
     assert verify(cfg.output.path).problems == [
-        f"unit {unit.id} ({unit.file}, rows 0-8) has no manifest"]
+        f"{unit.file}: rows 0-8 are in no committed unit (a resume runs them)"]
     again = run_job(cfg, InProcessRunner(lambda _c, _g: engine), show_progress=False)
     assert again.ok and records.committed_units(cfg.output.path) == {unit.id}
     assert {r["source_id"] for r in table(cfg.output.path, layout.REJECTS_DIR)} == {"d5"}

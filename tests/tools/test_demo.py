@@ -27,7 +27,8 @@ def test_the_demo_config_runs_on_a_corpus_with_only_a_text_column(tmp_path: Path
     assert result.ok, result.problems
     data = pq.read_table(tmp_path / "out" / "data")
     assert "topic" not in data.schema.names
-    assert set(data.column("source_id").to_pylist()) == {f"{corpus}#{i}" for i in range(3)}
+    digest = run.manifests[0]["unit"]["digest"]  # derived ids name content, not the path
+    assert set(data.column("source_id").to_pylist()) == {f"{digest[:32]}#{i}" for i in range(3)}
     assert result.counts["variants"] == 15 and result.counts["originals"] == 3
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -89,7 +88,7 @@ def test_exact_output_passes_with_counts(run) -> None:
         "documents": 4, "units": 2, "units_done": 2, "bad_files": 0, "variants": 9,
         "originals": 2, "rejects": 4, "expected_slots": 15, "accounted_slots": 15,
         "duplicate_ids": 0, "by_stage": {"ga": 1, "input": 2, "judge": 1}, "problems": 0,
-        "stray_files": 0, "staged_leftovers": 0,
+        "stray_files": 0, "staged_leftovers": 0, "units_outside_input": 0, "rows_missing": 0,
     }
 
 
@@ -120,11 +119,13 @@ def test_a_missing_manifest_is_named(run) -> None:
     (out / "_manifest" / f"{units[1].id}.json").unlink()
     result = verify(str(out))
     unit = units[1]
-    assert result.problems == [f"unit {unit.id} ({unit.file}, rows 2-4) has no manifest"] + [
+    assert result.problems == [f"{unit.file}: rows 2-4 are in no committed unit (a resume runs "
+                               "them)"] + [
         f"{d}/part-{units[1].id}.parquet is in the output but no manifest lists it (a unit's "
         "files from before a manifest was removed, or a file put there by hand)"
         for d in ("data", "rejects")]
     assert result.counts["units_done"] == 1 and result.counts["stray_files"] == 2
+    assert result.counts["rows_missing"] == 2
 
 
 # -- the files against the manifests (the commit protocol) --------------------------------
@@ -175,12 +176,13 @@ def test_an_input_file_changed_under_a_committed_unit_is_named(run) -> None:
     commit(out, units, exact_rows())
     path = Path(units[0].file.removeprefix("file://"))
     pq.write_table(pa.table({"text": ["y"] * 4, "doc_id": ["a", "b", "c", "c"]}), path,
-                   row_group_size=2)  # same ids and rows: only the pin tells
-    os.utime(path, ns=(1, 1))
+                   row_group_size=2)  # same ids and rows: only the content tells
     problems = verify(str(out)).problems
-    assert len(problems) == 2 and all("input file changed since the unit was committed" in p
-                                      for p in problems)
-    assert problems[0].startswith(f"unit {units[0].id} ({units[0].file}, rows 0-2): ")
+    assert [p.split(" (content digest")[0] for p in problems[:2]] == [
+        f"{units[0].file} holds other bytes than when unit {u.id} was made from it"
+        for u in units]
+    assert problems[2:] == [f"{units[0].file}: rows 0-4 are in no committed unit (a resume "
+                            "runs them)"]
 
 
 def test_a_document_both_rejected_at_input_and_processed_is_named(run) -> None:

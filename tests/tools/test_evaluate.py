@@ -218,6 +218,8 @@ def test_evaluation_on_the_fake_engine(tmp_path: Path) -> None:
         for key in keys:
             assert key in on_disk[section], (section, key)
     assert on_disk["judge"]["verdict"] == "discriminates"
+    early = json.loads((tmp_path / "calibration.json").read_text())["judge"]
+    assert early["balanced_accuracy"] == on_disk["judge"]["balanced_accuracy"]
     assert on_disk["documents"] == 4 and on_disk["judge"]["calibration_items"] == 32
     assert all(set(k) >= {"n", "pass_share"} for k in on_disk["judge"]["by_kind"].values())
     assert on_disk["ga"]["valid_share"] == 1.0 and on_disk["ga"]["distinct_genres"] == 5

@@ -71,6 +71,9 @@ def evaluate(cfg: Config, out_dir: Path, *, split: str = "all", limit: int | Non
     log.info("judging %d calibration items", len(items))
     judged = judge_items(engine, cfg, prompts, items)
     judged_at = time.monotonic()
+    judge_figures = metrics.judge_summary(judged, cfg.judge.threshold)
+    report.write_calibration(out_dir, {**judge_figures,
+                                       "seconds": round(judged_at - loaded, 1)})
     log.info("running the stages on %d documents", len(docs))
     run = stages.run_stages(engine, cfg, prompts, docs)
     end = time.monotonic()
@@ -87,7 +90,7 @@ def evaluate(cfg: Config, out_dir: Path, *, split: str = "all", limit: int | Non
         "document_ids": [d.id for d in docs],
         "settings": {"ga.num_pairs": cfg.ga.num_pairs, "judge.mode": cfg.judge.mode,
                      "judge.enabled": cfg.judge.enabled, "rewrite.mode": cfg.rewrite.mode},
-        "judge": metrics.judge_summary(judged, cfg.judge.threshold),
+        "judge": judge_figures,
         "ga": stages.ga_summary(run, cfg),
         "rewrite": stages.rewrite_summary(run, cfg),
         "fidelity": fid,

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 JSON, MARKDOWN, PAGE = "evaluation.json", "evaluation.md", "evaluation.html"
+CALIBRATION = "calibration.json"  # the judge's figures, written as soon as they exist
 # reject reason -> the settings to look at
 SETTINGS = {
     "judge_failed": "judge.threshold, judge.mode, or a stronger judge model",
@@ -179,6 +180,12 @@ def page(r: dict, shares: list[float]) -> str:
             f"<body style='font:14px system-ui;max-width:900px;margin:auto'>"
             f"<h1>Evaluation of {html.escape(r['model'])}</h1><ul>{verdict}</ul>{missing}"
             f"{body}<h2>evaluation.json</h2><pre>{html.escape(json.dumps(r, indent=1))}</pre>")
+
+
+def write_calibration(out_dir: Path, judge: dict) -> None:
+    """The judge's figures before the (longer) stages run: kept if that run does not finish."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CALIBRATION).write_text(json.dumps({"judge": judge}, indent=2) + "\n", "utf-8")
 
 
 def write(out_dir: Path, r: dict, shares: list[float]) -> None:

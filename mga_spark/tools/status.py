@@ -1,38 +1,47 @@
 """`mga-spark status`: how far an output directory has come, from its manifests.
 
-The manifests are summed one at a time (records.iter_manifests): memory is flat in documents,
-variants and units (but for the sorted list of manifest names)."""
+The input is re-planned (footers only) and the committed manifests are read once, streamed, as a
+resume reads them (job/resume.py): units count as done whatever cutting they were committed
+with, and the output is complete when no planned row is left to run. Settings are read from
+`_run.json` field by field, so an output of an older release is still described."""
 
 from __future__ import annotations
 
-from mga_spark.config import Config
 from mga_spark.io import records
 from mga_spark.io.plan import InputError, make_plan
-from mga_spark.job import runinfo
+from mga_spark.io.write import OutputRefused
+from mga_spark.job import resume, runinfo
 from mga_spark.layout import RUN_FILE, STATS_FILE
+from mga_spark.tools.verify_unit import settings
 
 
 def status(output: str) -> dict:
     record = records.read_json(output, RUN_FILE)
     if record is None:
         return {"output": output, "state": "empty", "detail": f"no {RUN_FILE} here"}
-    totals = runinfo.totals(records.iter_manifests(output))
-    done = totals["units"]
-    cfg = Config.model_validate(record["config"])
+    s = settings(record)
+    extra: dict = {}
     try:
-        planned: int | None = make_plan(cfg.input, cfg.job.unit_docs,
-                                        keep_units=False).unit_count
-    except (InputError, OSError) as e:
-        planned, totals["plan_error"] = None, str(e)
+        plan = make_plan(s.input, s.unit_docs)
+        found = resume.scan(output, plan)
+        if found.recut:
+            plan = make_plan(s.input, s.unit_docs, covered=found.covered)
+        left: int | None = len(resume.todo(plan, found))
+        totals = found.totals.result()
+        extra["units_outside_input"] = found.outside
+    except (InputError, OSError, OutputRefused) as e:
+        left, extra["plan_error"] = None, str(e)
+        totals = runinfo.totals(records.iter_manifests(output))
+    done = totals["units"]
     stats = records.read_json(output, STATS_FILE) or {}
     failed = stats.get("failed_units", [])
-    state = "complete" if planned is not None and done >= planned else "incomplete"
     return {
         "output": output,
-        "state": state,
+        "state": "complete" if left == 0 else "incomplete",
         "units_done": done,
-        "units_total": planned,
+        "units_total": None if left is None else done - extra["units_outside_input"] + left,
         "failed_units_last_run": [f["unit"] for f in failed],
         "fingerprint": record.get("fingerprint"),
         **totals,
+        **extra,
     }

@@ -33,6 +33,7 @@ from mga_spark.io.write import OutputRefused
 from mga_spark.job import resume, runinfo
 from mga_spark.job.run import InProcessRunner, run_job
 from mga_spark.job.unit import process_unit
+from mga_spark.tools.status import status
 from mga_spark.tools.verify import verify
 from tests.helpers import EN_TEXT, scripted, with_rewrites, write
 
@@ -455,6 +456,7 @@ def test_a_resume_that_cuts_units_otherwise_runs_only_uncommitted_documents(part
     assert len(ids) == len(set(ids)) == 2 * UNITS * 5 and before <= set(ids)
     result = verify(str(out))
     assert result.ok and result.counts["rows_missing"] == 0, result.problems
+    assert status(str(out))["state"] == "complete"  # whatever cutting each unit had
     assert run_units(config(inputs, out)) == (skipped + ran, 0)  # and back: nothing to run
 
 

@@ -314,7 +314,7 @@ def mga_run(corpus: Path, output: Path, tiny_model_dir: Path, fault_spec: str | 
     env["PYSPARK_PYTHON"] = sys.executable
     if fault_spec is not None:
         env[faults.ENV] = fault_spec
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     named = [line[len("logs: "):] for line in proc.stderr.splitlines() if line.startswith("logs: ")]
     assert len(named) == 1, proc.stderr[-3000:]
     return Run(proc.returncode, proc.stderr, Path(named[0]).read_text())
@@ -425,7 +425,7 @@ def test_storage_errors_are_retried_with_backoff_then_fail_clearly(faulted) -> N
 def test_a_later_run_resumes_only_the_missing_units(faulted) -> None:
     units, run = faulted["units"], faulted["second"]
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "5 units planned, 3 already committed, 2 to run" in run.stderr
+    assert "5 units, 3 already committed, 2 to run" in run.stderr
     assert faulted["first"].log.count(faults.FIRED) > 0 and faults.FIRED not in run.log
     before, after = faulted["before"], faulted["after"]
     for name in before["files"]:
@@ -484,6 +484,6 @@ def test_a_unit_whose_worker_dies_on_every_attempt_is_named_and_the_others_finis
     assert not [f for f in worker_always_dies["after"]["files"] if f.startswith("_staging/")]
     resumed = worker_always_dies["second"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "3 units planned, 2 already committed, 1 to run" in resumed.stderr
+    assert "3 units, 2 already committed, 1 to run" in resumed.stderr
     result = worker_always_dies["after"]["verify"]
     assert result.ok and result.counts["documents"] == 6, result.problems

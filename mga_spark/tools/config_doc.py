@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -139,14 +138,12 @@ def type_name(annotation: Any) -> str:
 
 
 def bounds(field: FieldInfo) -> str:
-    """The field's numeric and length bounds, e.g. `>= 1, <= 20`."""
-    signs = [(annotated_types.Ge, "ge", ">= {}"), (annotated_types.Gt, "gt", "> {}"),
-             (annotated_types.Le, "le", "<= {}"), (annotated_types.Lt, "lt", "< {}"),
-             (annotated_types.MinLen, "min_length", "length >= {}"),
-             (annotated_types.MaxLen, "max_length", "length <= {}")]
-    parts = [text.format(getattr(item, attr)) for item in field.metadata
-             for kind, attr, text in signs if isinstance(item, kind)]
-    return ", ".join(parts)
+    """The field's numeric and length bounds, e.g. `>= 1, <= 20` (pydantic keeps them as
+    annotated-types objects, one attribute each: ge, gt, le, lt, min_length, max_length)."""
+    signs = [("ge", ">= {}"), ("gt", "> {}"), ("le", "<= {}"), ("lt", "< {}"),
+             ("min_length", "length >= {}"), ("max_length", "length <= {}")]
+    return ", ".join(text.format(getattr(item, attr)) for item in field.metadata
+                     for attr, text in signs if getattr(item, attr, None) is not None)
 
 
 def default_of(field: FieldInfo) -> str:

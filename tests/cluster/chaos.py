@@ -224,7 +224,8 @@ class Chaos:
             log.close()
         self.reap(proc)
         self.exits.append(proc.returncode)
-        self.note("exit", run=run, code=proc.returncode, committed=committed(self.output))
+        self.note("exit", run=run, code=proc.returncode, committed=committed(self.output),
+                  why=why_failed(Path(log.name)) if proc.returncode not in (0, -9) else "")
         return proc.returncode
 
     def reap(self, proc: subprocess.Popen) -> None:
@@ -276,6 +277,16 @@ class Chaos:
         return counts
 
 
+def why_failed(log: Path) -> str:
+    """The reason a run exited non-zero, as its output names it (a Spark abort, an error)."""
+    lines = log.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
+        if "Job aborted due to stage failure" in line:
+            return " ".join(lines[i:i + 3])[-300:]
+    found = [x for x in lines if x.startswith(("error:", "problem:"))]
+    return (found or lines or [""])[-1][-300:]
+
+
 def check_output(output: Path, ids: list[str]) -> dict:
     """data/ read with pyarrow: every (source_id, pair_index) once; every input document in
     data/ or rejects/, and nothing else."""
@@ -301,11 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=3, help="documents per unit")
     parser.add_argument("--kill-every", type=float, default=12.0,
                         help="mean seconds between Python worker kills")
+    parser.add_argument("--unit-delay", type=float, default=1.0,
+                        help="seconds each unit attempt sleeps first (a test-only fault)")
     parser.add_argument("--output", type=Path, required=True,
                         help="the job's output (new); corpus, cluster and logs go to OUTPUT.chaos/")
     args = parser.parse_args(argv)
     chaos = Chaos(args.seed, args.rounds, args.units, args.output.resolve(), docs=args.docs,
-                  kill_every_s=args.kill_every)
+                  kill_every_s=args.kill_every, unit_delay_s=args.unit_delay)
     print(json.dumps(chaos.go()), flush=True)
     return 0
 

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mga_spark.io import records
+from mga_spark.io.plan import make_plan
+from mga_spark.job import faults
 from mga_spark.job.run import build_config, run_job
 from mga_spark.job.runinfo import RunMismatch
 from mga_spark.job.spark import SparkRunner
@@ -112,30 +114,43 @@ def test_changed_config_refuses_to_resume(finished, corpus, tiny_model_dir, spar
 
 
 def test_bad_input_fails_before_any_model_loads(corpus, tmp_path):
+    """Planning only: pyspark and vllm are made unimportable (a package of each name that raises
+    first on the path), so a run that started Spark or an engine would fail otherwise."""
     bad = tmp_path / "in"
     bad.mkdir()
     (bad / "notes.parquet").write_text("this is not parquet")
-    started = time.time()
+    blocked = tmp_path / "blocked"
+    for name in ("pyspark", "vllm"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} was imported')")
+    env = {**os.environ, "PYTHONPATH": str(blocked)}
     proc = subprocess.run(
         [BIN / "mga-spark", "run", "--config", DEMO, "--input", str(bad), "--output",
-         str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
     assert "notes.parquet" in proc.stderr and "Parquet" in proc.stderr
+    assert "was imported" not in proc.stderr
     assert not (tmp_path / "out" / "_run.json").exists()
-    assert time.time() - started < 60  # planning only: no Spark session, no engine
+    probe = subprocess.run([sys.executable, "-c", "import pyspark"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert "pyspark was imported" in probe.stderr  # the block works
 
 
-def _run_cli(argv: list, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def _run_cli(argv: list, env_extra: dict | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, **(env_extra or {})}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **kw)
 
 
 def test_killed_run_resumes_to_the_same_accounting(finished, corpus, tiny_model_dir, tmp_path):
+    """The kill lands part-way whatever the machine's load: the last planned unit waits 600 s
+    first (a test-only fault, mga_spark/job/faults.py), so the run cannot finish before it."""
     output = tmp_path / "out"
     argv = [BIN / "mga-spark", "run", "--config", DEMO, "--input", str(corpus), "--output",
             str(output)] + [a for s in job_args(tiny_model_dir) for a in ("--set", s)]
-    proc = _run_cli(argv, start_new_session=True)
+    last = make_plan(config(corpus, output, tiny_model_dir).input, 2).units[-1]
+    slow = faults.spec([{"kind": "delay", "unit": last.id, "seconds": 600}])
+    proc = _run_cli(argv, start_new_session=True, env_extra={faults.ENV: slow})
     deadline = time.time() + 300
     while time.time() < deadline and not list((output / "_manifest").glob("*.json")):
         assert proc.poll() is None, proc.stdout.read()

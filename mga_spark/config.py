@@ -3,30 +3,26 @@
 Invalid configuration fails here, before any model loads, naming the field and what is allowed.
 Engine settings are not re-declared: `model.engine_args` is passed to vLLM's `LLM(...)` as is.
 
-Over 300 lines because every section's model, its bounds and the fingerprint's key list
-belong together: they are the one place a setting is defined and classified.
+Which settings change a row (the fingerprint) is classified in mga_spark/fingerprint.py.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mga_spark.fingerprint import (
+    OPERATIONAL,
+    OUTPUT_AFFECTING_ARGS,
+    fingerprint_of,
+    flatten,
+    package_version,
+)
 from mga_spark.redaction import redact
 
 Mode = Literal["base", "strict", "relaxed"]
@@ -272,7 +268,7 @@ class Config(Strict):
         and the package version. `_run.json` stores it, so a refused resume names what changed."""
         data = self.model_dump(mode="json")
         args = data["model"].pop("engine_args")
-        flat = {k: v for k, v in _flatten(data) if k not in OPERATIONAL
+        flat = {k: v for k, v in flatten(data) if k not in OPERATIONAL
                 and not k.startswith("job.")}
         flat.update({f"model.engine_args.{k}": v for k, v in args.items()
                      if k in OUTPUT_AFFECTING_ARGS})
@@ -296,45 +292,6 @@ class Config(Strict):
     def redacted(self) -> dict:
         """The configuration with secrets masked (`mga_spark.redaction`), for `_run.json`."""
         return redact(self.model_dump(mode="json"))
-
-
-# Engine arguments that change the text produced; the rest (memory, parallelism, batching,
-# speculative decoding, logging) do not: resuming with other values is allowed.
-OUTPUT_AFFECTING_ARGS = {
-    "model", "revision", "tokenizer", "tokenizer_revision", "tokenizer_mode", "trust_remote_code",
-    "dtype", "quantization", "load_format", "seed", "max_model_len", "served_model_name",
-    "generation_config", "override_generation_config", "kv_cache_dtype",
-    "enable_chunked_prefill", "hf_overrides", "structured_outputs_config", "logits_processors",
-}
-# Settings that change where the output goes or how fast it is made, never a row. Every other
-# setting is in the fingerprint (so a new setting is, until it is declared operational here);
-# `job` is operational. How units are cut (job.unit_docs, input.unit_text_bytes) is too: unit
-# and document ids come from content and row ranges, and a resume leaves out every row group a
-# committed unit covers, whatever its cutting (io/plan.py).
-OPERATIONAL = {"input.paths", "input.on_bad_file", "input.unit_text_bytes", "output.path",
-               "output.compression",
-               "pipeline.max_inflight_docs", "pipeline.max_inflight_requests", "model.device"}
-
-
-def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
-
-
-def fingerprint_of(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("mga-spark")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mga_spark"
 LAYERS = [
-    {"schema", "config", "layout", "redaction"},
+    {"schema", "config", "layout", "redaction", "fingerprint"},
     {"io", "engine"},
     {"stages", "text", "prompts"},
     {"core"},
@@ -28,7 +28,8 @@ LAYERS = [
     {"tools"},
     {"cli"},
 ]
-SAME_LAYER = {("stages", "text"), ("stages", "prompts"), ("config", "redaction")}
+SAME_LAYER = {("stages", "text"), ("stages", "prompts"), ("config", "redaction"),
+              ("config", "fingerprint")}
 FORBIDDEN = {("stages", "mga_spark.engine.cache"), ("stages", "mga_spark.engine.vllm"),
              ("stages", "mga_spark.engine.fake"), ("stages", "mga_spark.engine.dry")}
 

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-from mga_spark.config import Config, fingerprint_of
+from mga_spark.config import Config
+from mga_spark.fingerprint import fingerprint_of
 from mga_spark.io import records, write
 from mga_spark.layout import RUN_FILE
 from mga_spark.prompts import load_prompts

@@ -25,8 +25,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from mga_spark.config import Config, fingerprint_of, load_config
+from mga_spark.config import Config, load_config
 from mga_spark.engine.fake import FakeEngine
+from mga_spark.fingerprint import fingerprint_of
 from mga_spark.io import commit, lease, records
 from mga_spark.io.plan import make_plan
 from mga_spark.io.write import OutputRefused

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # keep vLLM in-process in Python workers
 # Spark's reason for aborting a job (TaskSetManager): the partition index is the unit's index.
 ABORTED_TASK = re.compile(r"Task (\d+) in stage \S+ failed (\d+) times, most recent failure: (.*)")
+# ... and when failures excluded every executor for a task (spark.excludeOnFailure)
+NOWHERE = re.compile(r"because task (\d+) \(partition \d+\)\s+cannot run anywhere due to node "
+                     r"and executor excludeOnFailure")
 
 
 def spark_conf(cfg: Config) -> dict[str, str]:
@@ -163,6 +166,11 @@ class SparkRunner:
                 return failed + self._execute(cfg, todo, lambda c, b=base: progress(b + c), seen)
             except Exception as e:
                 found = ABORTED_TASK.search(str(e))
+                if found is None and NOWHERE.search(str(e)):
+                    base.update(seen)
+                    todo, stuck = self._after_exclusion(cfg, todo)
+                    failed += stuck
+                    continue
                 if found is None or int(found.group(1)) >= len(todo):
                     raise
                 unit, attempts = todo[int(found.group(1))], int(found.group(2))
@@ -174,6 +182,22 @@ class SparkRunner:
                 done = records.committed_units(cfg.output.path)
                 todo = [u for u in todo if u.id not in done and u.id != unit.id]
         return failed
+
+    def _after_exclusion(self, cfg: Config, todo: list[Unit]) -> tuple[list[Unit], list[dict]]:
+        """Spark aborted the wave's job because failures excluded every executor a task could
+        run on. The units not committed run again in a new job (a new stage: stage-level
+        exclusions start afresh) if this job committed any; else they are reported failed (the
+        run exits 1 naming them, and the same command retries them)."""
+        done = records.committed_units(cfg.output.path)
+        left = [u for u in todo if u.id not in done]
+        if len(left) < len(todo):
+            log.warning("Spark excluded every executor for a task of this wave after failures; "
+                        "running its %d uncommitted units again in a new job", len(left))
+            return left, []
+        error = ("no executor left to run it: failures excluded every executor "
+                 "(spark.excludeOnFailure); run the same command again")
+        log.error("%d units of this wave could not run anywhere: %s", len(left), error)
+        return [], [failure(u, 0, error) for u in left]
 
     def _execute(self, cfg: Config, todo: list[Unit], progress: Progress,
                  seen: Counter) -> list[dict]:

@@ -57,7 +57,10 @@ def seaweed_server(workdir: Path) -> Iterator[str]:
     argv += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]
     log_path = workdir / "weed.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+        # weed takes its S3 identity from AWS_* in its environment: give it the keys the tests
+        # use, whatever another fixture (moto's) left there (seen: InvalidAccessKeyId)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | KEYS
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     endpoint = f"http://{HOST}:{s3}"
     try:

@@ -290,20 +290,9 @@ def staged_units(fs: AbstractFileSystem, root: str) -> set[str]:
     return {p.rstrip("/").rsplit("/", 1)[-1] for p in paths}
 
 
-def published_sizes(fs: AbstractFileSystem, root: str) -> dict[str, int]:
-    """`data/...` and `rejects/...` names (relative to the output) -> size, from two listings."""
-    sizes: dict[str, int] = {}
-    for directory in KINDS.values():
-        for e in write.list_dir(fs, f"{root}/{directory}", detail=True):
-            name = e["name"].rstrip("/").rsplit("/", 1)[-1]
-            if e.get("type") == "file" and not name.startswith((".", "_")):  # readers skip those
-                sizes[f"{directory}/{name}"] = int(e["size"])
-    return sizes
-
-
 def published_names(fs: AbstractFileSystem, root: str) -> Iterator[str]:
     """`data/...` and `rejects/...` names readers see (names only: a listing without details
-    holds less than `published_sizes`, which verify does not need)."""
+    holds less)."""
     for directory in KINDS.values():
         for path in write.list_dir(fs, f"{root}/{directory}"):
             name = path.rstrip("/").rsplit("/", 1)[-1]
@@ -311,21 +300,17 @@ def published_names(fs: AbstractFileSystem, root: str) -> Iterator[str]:
                 yield f"{directory}/{name}"
 
 
-def roll_forward(output: str, manifests: Iterable[dict], retries: int = 3) -> int:
-    """On resume: finish every committed unit whose published files are missing or differ from
-    the manifest, or whose staging directory is left. Returns how many units it touched."""
+def roll_forward(output: str, retries: int = 3) -> int:
+    """On resume: finish the committed units a crash left unpublished. Only units with a
+    staging directory are looked at (a short listing, never every published file): a unit's
+    staging goes only after its files are published (step 5). Returns how many it finished."""
     fs, root = write.output_fs(output)
-    staged, sizes = staged_units(fs, root), published_sizes(fs, root)
     touched = 0
-    for m in manifests:
-        if "staged" not in m:
-            continue
-        uid = m["unit"]["id"]
-        complete = all(sizes.get(name) == m["bytes"][kind] for kind, name in m["files"].items())
-        if complete and uid not in staged:
-            continue
-        if not complete:
-            log.warning("unit %s is committed but not published: rolling it forward", uid)
-        finish(fs, root, m, retries)
+    for uid in sorted(staged_units(fs, root)):
+        manifest = read_manifest(fs, root, uid)
+        if manifest is None or "staged" not in manifest:
+            continue  # not committed: a live attempt may still commit it
+        log.warning("unit %s is committed but its staging is left: rolling it forward", uid)
+        finish(fs, root, manifest, retries)
         touched += 1
     return touched

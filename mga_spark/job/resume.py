@@ -15,7 +15,6 @@ manifests that run committed. Memory: a few ints per committed unit of the plann
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,7 +23,6 @@ from mga_spark.io.plan import Covered, Plan, Unit
 from mga_spark.io.write import OutputRefused
 from mga_spark.job.runinfo import Totals
 
-log = logging.getLogger(__name__)
 ACCEPT_INPUT = "input.files"  # job.accept_changes=[input.files]: changed input files
 ACCEPT_ALL = "all"
 SHOWN = 10  # changed input files named in a refusal
@@ -110,20 +108,3 @@ def check_changed(output: str, s: Scan, accepted: set[str], known: dict[str, str
 def todo(plan: Plan, s: Scan) -> list[Unit]:
     """The planned units no committed unit covers."""
     return [u for u in plan.units if u.id not in s.committed]
-
-
-def roll_forward(output: str, retries: int = 3) -> int:
-    """Finish the committed units a crash left unpublished: only units with a staging directory
-    (a short listing) are looked at, never every published file. Returns how many."""
-    from mga_spark.io.write import output_fs
-
-    fs, root = output_fs(output)
-    touched = 0
-    for uid in sorted(commit.staged_units(fs, root)):
-        manifest = commit.read_manifest(fs, root, uid)
-        if manifest is None or "staged" not in manifest:
-            continue  # not committed: a live attempt may still commit it
-        log.warning("unit %s is committed but its staging is left: rolling it forward", uid)
-        commit.finish(fs, root, manifest, retries)
-        touched += 1
-    return touched

@@ -220,7 +220,7 @@ def resume_plan(cfg: Config, plan: Plan) -> tuple[Plan, list[Unit], resume.Scan]
                                    runinfo.accepted_files(record))
     if changed:
         runinfo.record_changed_inputs(output, record, changed)
-    resume.roll_forward(output, cfg.job.write_retries)
+    commit.roll_forward(output, cfg.job.write_retries)  # staged units only
     if found.recut:
         log.info("committed units of %d input files were cut with other settings: re-planning "
                  "those files without their committed rows", len(found.covered), extra=TERMINAL)

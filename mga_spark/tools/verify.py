@@ -1,7 +1,10 @@
 """`mga-spark verify`: prove that every input document is accounted for exactly once.
 
-The input is re-planned from `_run.json` (footers only) and checked unit by unit (at most
-2 * workers units in memory), so memory stays flat in documents and variants. Ids repeated across
+The input is re-planned from `_run.json` (footers only) and every committed manifest is read,
+planned or not. The committed row ranges must cover each input file exactly once (by content
+digest, whatever cutting each unit had); each unit is checked against the settings its own
+manifest records, unit by unit (at most 2 * workers units in memory), so memory stays flat in
+documents and variants. Ids repeated across
 units are found by spilling a 16-byte digest per variant id to hash buckets on local disk and
 sorting one bucket at a time (tools/repeats.py: ~55 MB of memory and 24 GB of TMPDIR for 1B
 variants). `verify --spark` runs the same per-unit checks as Spark tasks and finds the repeats
@@ -21,13 +24,13 @@ No variant id repeats across the output, and no row names a document outside its
 
 The files themselves (the commit protocol, io/commit.py): each manifest's row counts equal its
 published files' Parquet footers, every file it lists exists, `data/` and `rejects/` hold no file
-that no manifest lists, and each committed unit's input file still has the size and ETag (or
-mtime) pinned in its manifest.
+that no manifest lists, each unit id is its content digest and rows, and a committed unit's file
+that now holds other bytes is named unless a resume accepted the change.
 
 The checks of one unit are in tools/verify_unit.py; this module runs them over the output
 (`start`, a map over the committed units, `finish`), locally or, with `--spark`, on Spark.
-Problems are listed in this order: the plan's (missing or unplanned manifests), each unit's in
-plan order, repeated variant ids (in unit and row order), stray files.
+Problems are listed in this order: the coverage's (rows in no unit or in two, changed files),
+each unit's in manifest order, repeated variant ids (in unit and row order), stray files.
 """
 from __future__ import annotations
 

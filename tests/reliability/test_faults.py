@@ -376,7 +376,7 @@ def test_a_unit_whose_engine_keeps_failing_is_named_and_the_others_finish(faulte
     assert set(failed) == {units[1].id, units[4].id}
     assert failed[bad.id]["error"] == f"RuntimeError: {ENGINE_CRASH}"
     assert before["verify"].problems == [
-        f"unit {x.id} ({x.file}, rows {x.row_start}-{x.row_end}) has no manifest"
+        f"{x.file}: rows {x.row_start}-{x.row_end} are in no committed unit (a resume runs them)"
         for x in (units[1], units[4])]
 
 

@@ -24,6 +24,7 @@ def status(output: str) -> dict:
     try:
         plan = make_plan(s.input, s.unit_docs)
         found = resume.scan(output, plan)
+        resume.check_changed(output, found, set(), runinfo.accepted_files(record))
         if found.recut:
             plan = make_plan(s.input, s.unit_docs, covered=found.covered)
         left: int | None = len(resume.todo(plan, found))

@@ -414,6 +414,7 @@ def test_a_changed_input_file_under_a_committed_unit_is_refused_naming_it(partia
     result = verify(str(out))
     assert result.ok and result.counts["units_outside_input"] == 1, result.problems
     assert result.counts["duplicate_ids"] == 0 and len(data_ids(out)) == 2 * UNITS * 5
+    assert status(str(out))["state"] == "complete"
 
 
 # -- resume: identity by content, whatever the path or the unit cutting ----------------------

@@ -30,8 +30,8 @@ def test_make_demo_passes_on_a_fresh_output(tmp_path: Path, small_model_dir: Pat
     done = subprocess.run(["make", "-C", str(ROOT), "demo", f"DEMO_ARGS=--output {out}"],
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    verify = next(line for line in lines if "problems" in line)
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("verify: {")]
+    verify = json.loads(line[len("verify: "):])
     assert verify["ok"] is True and verify["problems"] == 0, verify
     assert verify["documents"] == len(demo.SMALL_DOCS) and verify["rows_missing"] == 0
     assert verify["accounted_slots"] == verify["expected_slots"] > 0

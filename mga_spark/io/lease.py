@@ -204,11 +204,13 @@ class Lease:
             write.write_bytes(self.fs, self._path(self.generation), self._record())
             return True
 
-    def still_held(self) -> bool:
+    def still_held(self, fresh: bool = False) -> bool:
         """False once another driver took the lease over. Beats now when the last heartbeat is
-        older than one interval (this process was stopped, or its heartbeat thread starved), so
-        a driver that asks before it starts work never starts it on a lease it lost."""
-        if not self.lost and time.time() - self.holder.heartbeat > self.timeout_s / 10:
+        older than one interval (this process was stopped, or its heartbeat thread starved), or
+        when asked for a `fresh` answer (before a wave starts), so a driver never starts work on
+        a lease it lost."""
+        stale = time.time() - self.holder.heartbeat > self.timeout_s / 10
+        if not self.lost and (fresh or stale):
             try:
                 self.beat()
             except OSError as e:  # the store is unreachable: the heartbeat thread retries

@@ -15,10 +15,10 @@ stops the run: no further wave starts, the waves in flight are cancelled,
 and the run reports the error once with its count (exit 3). Committed units stay; the same
 command resumes once the cause is fixed.
 
-The lease (`held`, io/lease.py): before each wave and every half second while waves run, the
-driver asks whether it still holds the output's lease. Once another driver took it over, no
-further wave starts, the waves in flight are cancelled and `lost` is set: the caller exits
-without writing stats or the card (job/run.py).
+The lease (`held`, io/lease.py): before each wave (a fresh heartbeat) and every half second
+while waves run, the driver asks whether it still holds the output's lease. Once another driver
+took it over, no further wave starts, the waves in flight are cancelled and `lost` is set: the
+caller exits without writing stats or the card (job/run.py).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class WavesResult:
 
 
 def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress, resumed: bool = False,
-              held: Callable[[], bool] | None = None) -> WavesResult:
+              held: Callable[..., bool] | None = None) -> WavesResult:
     """Every unit of `todo` through `runner.run`, wave by wave (see the module docstring).
     `resumed`: the output already has committed units (no probe wave). `held`: whether this
     driver still holds the output's lease (None: always)."""
@@ -147,7 +147,7 @@ def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress, resumed: bo
     with ThreadPoolExecutor(in_flight, thread_name_prefix="mga-spark-wave") as pool:
         try:
             for index, wave in enumerate(cut_waves(todo, cfg.job.wave_units, probe)):
-                if halted():
+                if halted(fresh=True):  # the lease read afresh before any wave starts
                     break
                 started = time.monotonic()
                 running[pool.submit(runner.run, cfg, wave, totals.progress_of(index))] = index
@@ -184,11 +184,12 @@ def run_waves(cfg: Config, runner, todo: list[Unit], show: Progress, resumed: bo
 class _Halt:
     """Whether the run must stop: the breaker tripped, or the lease is lost (then `lost`)."""
 
-    def __init__(self, result: WavesResult, held: Callable[[], bool] | None) -> None:
+    def __init__(self, result: WavesResult, held: Callable[..., bool] | None) -> None:
         self.result, self.held = result, held
 
-    def __call__(self) -> bool:
-        if self.held is not None and not self.result.lost and not self.held():
+    def __call__(self, fresh: bool = False) -> bool:
+        if self.held is not None and not self.result.lost and not (
+                self.held(fresh=True) if fresh else self.held()):
             self.result.lost = True
         return self.result.lost or self.result.stopped is not None
 

@@ -341,7 +341,7 @@ def test_a_driver_that_lost_its_lease_starts_no_further_wave_and_cancels_its_own
     runner = Threaded(hang={u.id for u in todo[3:]})  # wave 1 ends, waves 2 and 3 run on
     asked = []
 
-    def held() -> bool:
+    def held(fresh: bool = False) -> bool:
         asked.append(time.monotonic())
         return runner.active < 2 or len(asked) < 20  # lost while waves 2 and 3 run
 

@@ -28,8 +28,8 @@ from mga_spark.job.run import InProcessRunner, run_job
 def build(root: Path, units: int) -> Path:
     (root / "in").mkdir(parents=True)
     n = 4 * units
-    pq.write_table(pa.table({"id": [f"d{i}" for i in range(n)],
-                             "text": [f"Document {i} is about rivers and towns." for i in range(n)]}),
+    texts = [f"Document {i} is about rivers and towns." for i in range(n)]
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(n)], "text": texts}),
                    root / "in" / "corpus.parquet", row_group_size=4)
     cfg = load_config(None, [], {"model": {"engine": "dry", "engine_args": {"model": "dry"}},
                                  "input": {"paths": [str(root / "in")], "id_column": "id"},

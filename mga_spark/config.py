@@ -29,6 +29,7 @@ Mode = Literal["base", "strict", "relaxed"]
 # analysis: a short analysis, then the score (JSON); score: the score alone, one token
 JudgeMode = Literal["analysis", "score"]
 Language = Literal["en", "zh"]
+PromptSetName = Literal["standard", "compact"]
 # Spark settings that put variables into the environment of the driver, the YARN application
 # master or the executors' Python workers. The project's own variables (MGA_SPARK_*, e.g. the
 # test-only MGA_SPARK_TEST_FAULTS) must not be set from a configuration file.
@@ -69,8 +70,7 @@ class OutputConfig(Strict):
 
     @property
     def writes_originals(self) -> bool:
-        """Originals go to data/ when asked for, except in append mode (the earlier output has
-        them)."""
+        """Originals go to data/ if asked for, not in append mode (the earlier output has them)."""
         return self.include_original and self.mode == "overwrite"
 
     @model_validator(mode="after")
@@ -173,6 +173,11 @@ class JudgeConfig(Strict):
     max_analysis_chars: int = Field(600, ge=16, description="structured-output bound")
 
 
+class PromptsConfig(Strict):
+    set: PromptSetName = Field("standard", description="the shipped prompt set: standard, or "
+                               "compact (short tasks for 1-2B rewriters; prompts/compact/)")
+
+
 class ChunkConfig(Strict):
     max_tokens: int = Field(2048, ge=16, description="token budget per chunk")
 
@@ -257,6 +262,7 @@ class Config(Strict):
     ga: GAConfig = Field(default_factory=GAConfig)
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     chunking: ChunkConfig = Field(default_factory=ChunkConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -320,11 +326,8 @@ def format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | None = None,
-    base: dict | None = None,
-) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict | None = None) -> Config:
     data: dict = copy.deepcopy(base or {})
     if path is not None:
         p = Path(path)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mga_spark.config import Config
-from mga_spark.prompts import Prompts, load_prompts
+from mga_spark.prompts import Prompts, prompts_for
 from mga_spark.schema import Audience, GAPair, Genre, Stage
 from mga_spark.stages import ga, judge, rewrite
 from mga_spark.stages.base import Work
@@ -180,7 +180,7 @@ def _answers(cfg: Config, tok: Tokenizer, languages: tuple[str, ...]) -> list[st
 def problems(cfg: Config, tok: Tokenizer, prompts: Prompts | None = None,
              limit: tuple[int, str] | None = None) -> list[str]:
     """Every budget problem of `cfg` with this tokenizer, one line each naming the keys."""
-    prompts = prompts or load_prompts()
+    prompts = prompts or prompts_for(cfg)
     limit_tokens, source = limit or max_model_len(cfg)
     languages = prompts.languages if cfg.input.language == "auto" else (cfg.input.language,)
     found = [line for language in languages

@@ -22,7 +22,7 @@ from mga_spark.config import Config
 from mga_spark.fingerprint import fingerprint_of
 from mga_spark.io import records, write
 from mga_spark.layout import RUN_FILE
-from mga_spark.prompts import load_prompts
+from mga_spark.prompts import prompts_for
 from mga_spark.redaction import redact
 
 ACCEPT_ALL = "all"  # job.accept_changes=[all]: whatever changed, also an unlisted old fingerprint
@@ -42,7 +42,7 @@ def _version(*names: str) -> str | None:
 
 
 def fingerprint_inputs(cfg: Config) -> dict[str, Any]:
-    return cfg.fingerprint_inputs(prompt_version=load_prompts().version)
+    return cfg.fingerprint_inputs(prompt_version=prompts_for(cfg).version)
 
 
 def run_record(cfg: Config, inputs: dict[str, Any] | None = None) -> dict:

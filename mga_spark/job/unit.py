@@ -27,7 +27,7 @@ from mga_spark.io.plan import Unit
 from mga_spark.io.write import output_fs
 from mga_spark.job import append, faults
 from mga_spark.job.guard import Guard
-from mga_spark.prompts import Prompts, load_prompts
+from mga_spark.prompts import Prompts, prompts_for
 from mga_spark.redaction import redact_text
 from mga_spark.schema import DATA_SCHEMA
 
@@ -70,7 +70,7 @@ def process_unit(
     (the unit's earlier crashes), its suspects go last and alone and its quarantined documents
     are not sent; a crash of this attempt is noted on it. `watch`: see core/pipeline.py."""
     started = time.time()
-    prompts = prompts or load_prompts()
+    prompts = prompts or prompts_for(cfg)
     history = append.history_for(cfg, unit)  # append mode: earlier runs' pairs; else empty
     pipeline = Pipeline(cfg, engine, prompts, history, suspicion, watch)
     writer = commit.UnitWriter(

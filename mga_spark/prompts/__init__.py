@@ -1,5 +1,9 @@
 """Prompt templates as data (one YAML file per language) and the chat messages built from them.
 
+Two sets ship, chosen by `prompts.set`: `standard` (this directory's en.yaml and zh.yaml, written
+for ~3B+ tool models) and `compact` (compact/en.yaml and zh.yaml: short tasks for 1-2B rewriters,
+same placeholders and answer formats). Each set has its own version hash.
+
 Every request is `[system, user]`, and every user message starts with the document block, so the
 GA, rewrite and judge requests for one document share a byte-identical prefix (system message +
 document) that the engine's prefix cache reuses. The varying part (pair, rewrite) comes after it.
@@ -23,14 +27,16 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
 
-from mga_spark.config import JudgeMode, Mode
+from mga_spark.config import JudgeMode, Mode, PromptSetName
 
 if TYPE_CHECKING:
+    from mga_spark.config import Config
     from mga_spark.schema import GAPair
 
 PROMPTS_DIR = Path(__file__).parent
 MODES: tuple[str, ...] = get_args(Mode)
 JUDGE_MODES: tuple[str, ...] = get_args(JudgeMode)
+PROMPT_SETS: tuple[str, ...] = get_args(PromptSetName)  # "standard": this directory
 # Bump when the way messages are assembled changes: it is part of the version hash.
 RENDER_FORMAT = "2"
 # A closing tag of our blocks inside inserted material would end the block early (a document that
@@ -123,18 +129,29 @@ class Prompts:
             raise ValueError(f"no prompt set for language {language!r} (have: {have})") from None
 
 
-def load_prompts(directory: Path | None = None) -> Prompts:
-    """Load and validate every `<language>.yaml` in `directory` (default: this package).
+def load_prompts(directory: Path | None = None, *, name: str = "standard") -> Prompts:
+    """Load and validate every `<language>.yaml` in `directory` (default: the shipped set `name`,
+    one of PROMPT_SETS: `standard` in this package, the others in its subdirectory `name`).
 
     Files are re-read on each call (they are small); parsing and validation are cached by content.
     """
+    if name not in PROMPT_SETS:
+        raise PromptError(f"prompts.set: unknown prompt set {name!r} (shipped: "
+                          f"{', '.join(PROMPT_SETS)})")
     # importlib.resources also reads the package from a zip (spark-submit --py-files)
     root = Path(directory) if directory is not None else resources.files(__package__)
+    if directory is None and name != "standard":
+        root = root / name
     files = tuple(sorted((p.name, p.read_bytes()) for p in root.iterdir()
                          if p.name.endswith(".yaml")))
     if not files:
         raise PromptError(f"{root}: no prompt files (*.yaml)")
     return _build(str(root), files)
+
+
+def prompts_for(cfg: Config) -> Prompts:
+    """The prompt set `cfg` selects (`prompts.set`)."""
+    return load_prompts(name=cfg.prompts.set)
 
 
 def _material(text: str) -> str:

@@ -25,7 +25,7 @@ from mga_spark.engine.base import Engine
 from mga_spark.io.plan import make_plan
 from mga_spark.io.read import read_unit
 from mga_spark.job.run import build_config
-from mga_spark.prompts import Prompts, load_prompts
+from mga_spark.prompts import Prompts, prompts_for
 from mga_spark.schema import Document
 from mga_spark.tools.demo import sample_records
 
@@ -83,7 +83,7 @@ def documents(cfg: Config, n: int, skip: int = 0, own: bool = True) -> list[Docu
 def measure(cfg: Config, engine: Engine, docs: list[Document], warmup: list[Document],
             prompts: Prompts | None = None) -> Throughput:
     """Warm `engine` up on `warmup` (untimed), then time the pipeline over `docs`."""
-    prompts = prompts or load_prompts()
+    prompts = prompts or prompts_for(cfg)
     # counting builds a lazy engine (vLLM's): its build is in no timing
     input_tokens = sum(engine.count_tokens(d.text or "") for d in docs)
     if warmup:

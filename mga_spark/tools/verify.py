@@ -7,8 +7,8 @@ manifest records, unit by unit (at most 2 * workers units in memory), so memory 
 documents and variants. Ids repeated across
 units are found by spilling a 16-byte digest per variant id to hash buckets on local disk and
 sorting one bucket at a time (tools/repeats.py: ~55 MB of memory and 24 GB of TMPDIR for 1B
-variants). `verify --spark` runs the same per-unit checks as Spark tasks and finds the repeats
-with a Spark aggregation (job/spark.py), and prints the same JSON line.
+variants). `verify --spark` (tools/verify_spark.py) runs the same per-unit checks and finds the
+repeats as DataFrame work, and prints the same JSON line.
 
 Accounting per input document (ids repeated in the input are counted per occurrence):
   - rejected at stage "input" (chunk_index null): one reject row per occurrence, nothing else;
@@ -28,7 +28,8 @@ that no manifest lists, each unit id is its content digest and rows, and a commi
 that now holds other bytes is named unless a resume accepted the change.
 
 The checks of one unit are in tools/verify_unit.py; this module runs them over the output
-(`start`, a map over the committed units, `finish`), locally or, with `--spark`, on Spark.
+(`start`, a map over the committed units, `finish`), locally or, with `--spark`, on Spark
+(tools/verify_spark.py).
 Problems are listed in this order: the coverage's (rows in no unit or in two, changed files),
 each unit's in manifest order, repeated variant ids (in unit and row order), stray files.
 """
@@ -43,7 +44,6 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 
 from mga_spark import layout
-from mga_spark.config import Config
 from mga_spark.io import commit, records, write
 from mga_spark.io.plan import InputError, Plan, Unit, make_plan, unit_id
 from mga_spark.job.runinfo import accepted_files
@@ -52,8 +52,7 @@ from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, chec
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS = 20
-__all__ = ["MAX_PROBLEMS", "VerifyResult", "check_unit", "finish", "start", "verify",
-           "verify_spark"]
+__all__ = ["MAX_PROBLEMS", "VerifyResult", "check_unit", "finish", "start", "verify"]
 
 
 # -- the whole output ----------------------------------------------------------------------
@@ -220,15 +219,17 @@ def _variant_id(output: str, unit: Unit, row: int) -> str:
         return str(pq.ParquetFile(f).read(columns=["id"]).column("id")[row])
 
 
-def finish(p: Pass, found: repeats.Found) -> VerifyResult:
-    """Name the repeated ids, look for stray files, and put the JSON line's counts together."""
+def finish(p: Pass, found: repeats.Found, stray: list[str] | None = None) -> VerifyResult:
+    """Name the repeated ids, look for stray files (`stray`: already found, sorted), and put the
+    JSON line's counts together."""
     p.totals["duplicate_ids"] = found.repeats
     for unit, row in found.first:
         p.problems.add(f"variant id {_variant_id(p.output, p.todo[unit], row)!r} appears more "
                        "than once")
     p.problems.count(found.repeats - len(found.first))  # past MAX_PROBLEMS: counted, not named
     fs, root = write.output_fs(p.output)
-    stray = sorted(n for n in commit.published_names(fs, root) if n not in p.listed)
+    if stray is None:
+        stray = sorted(n for n in commit.published_names(fs, root) if n not in p.listed)
     for name in stray:
         p.problems.add(f"{name} is in the output but no manifest lists it (a unit's files from "
                        "before a manifest was removed, or a file put there by hand)")
@@ -261,41 +262,3 @@ def verify(output: str, workers: int = 16) -> VerifyResult:
         p.add(report)
         found.add(index, report.ids)
     return finish(p, found.result())
-
-
-def _check_for_spark(output: str, s: Settings, outside: set[str]
-                     ) -> Callable[[Unit], tuple[UnitReport, bytes]]:
-    def check(unit: Unit) -> tuple[UnitReport, bytes]:
-        report = check_unit(output, unit, s, read_input=unit.id not in outside)
-        ids, report.ids = report.ids, b""
-        return report, ids
-
-    return check
-
-
-def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyResult:
-    """The same checks and JSON line as `verify`, the per-unit checks run as Spark tasks and the
-    repeated ids found by a Spark aggregation (job/spark.py). `spark`: a session to use, else
-    one is started for the run's config (`master`, else the run's job.master; none: what
-    spark-submit gives)."""
-    from mga_spark.job import spark as job_spark  # pyspark only when asked for
-
-    p = start(output)
-    if isinstance(p, VerifyResult):
-        return p
-    outside = {u.id for u in p.outside}
-    p.todo += p.outside  # every committed unit, planned or not
-    session = spark
-    if session is None:
-        cfg = Config.model_validate((records.read_json(output, layout.RUN_FILE) or {})["config"])
-        if master:
-            cfg = cfg.model_copy(update={"job": cfg.job.model_copy(update={"master": master})})
-        session = job_spark.get_session(cfg, use_config_master=bool(cfg.job.master))
-    try:
-        total, first = job_spark.spark_check_units(
-            session, p.todo, _check_for_spark(output, p.settings, outside), p.add,
-            keep=MAX_PROBLEMS)
-    finally:
-        if spark is None:
-            session.stop()
-    return finish(p, repeats.Found(total, first))

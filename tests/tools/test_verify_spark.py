@@ -14,7 +14,8 @@ import pytest
 
 from mga_spark.schema import VariantRow
 from mga_spark.tools import verify as verify_module
-from mga_spark.tools.verify import verify, verify_spark
+from mga_spark.tools.verify import verify
+from mga_spark.tools.verify_spark import verify_spark
 from tests.tools.test_verify import commit, exact_rows, run, variant  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.spark

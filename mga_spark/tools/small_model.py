@@ -67,13 +67,14 @@ class SmallModelError(RuntimeError):
     """The small model could not be fetched, converted or checked; the message says what to do."""
 
 
-def is_current(model_dir: Path, kind: str = "dense") -> bool:
-    """True when `model_dir` holds a complete, checked build of this VERSION and `kind`."""
+def is_current(model_dir: Path, kind: str = "dense", version: str = VERSION) -> bool:
+    """True when `model_dir` holds a complete, checked build of `version` and `kind` (the
+    version is the model's: VERSION here, small_qwen.VERSION for the 1.5B)."""
     try:
         record = json.loads((Path(model_dir) / PROVENANCE).read_text())
     except (OSError, ValueError):
         return False
-    return record.get("version") == VERSION and record.get("kind") == kind
+    return record.get("version") == version and record.get("kind") == kind
 
 
 def read_provenance(model_dir: Path) -> dict[str, Any]:
@@ -250,9 +251,9 @@ def check_model(model_dir: Path) -> dict[str, Any]:
     return {"prompt": CHECK_PROMPT[0]["content"], "greedy_tokens": new, "text": text}
 
 
-def write_provenance(model_dir: Path, record: dict[str, Any]) -> None:
+def write_provenance(model_dir: Path, record: dict[str, Any], version: str = VERSION) -> None:
     """Write the record last: a directory without it is not a finished build."""
-    record = {"version": VERSION, **record}
+    record = {"version": version, **record}
     (Path(model_dir) / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
 
 

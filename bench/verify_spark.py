@@ -1,18 +1,20 @@
 """`mga-spark verify --spark` at 1 and 2 local cores on one output, measured in one run.
 
 Builds a dry-engine output of N units in process (`run_job` with the in-process runner: canned
-rows, no model), then times `mga-spark verify --spark --master local[k]` as a whole process for
-each k, alternating (rounds), and prints min/median wall times and the 1-core/2-core ratio.
+rows, no model), then, alternating over rounds, for k = 1 and 2: starts a `local[k]` Spark
+session (timed apart: the JVM's start is no verify work) and times `verify_spark` on it; and
+times the local (threaded, no Spark) `verify` as a reference. Prints min/median wall times and
+the 1-core/2-core ratio; every run's JSON line must be ok and the same.
 
-    python -m bench.verify_spark --units 200 --rounds 3 [--out bench/verify_spark.md]
+    python -m bench.verify_spark --units 400 --rounds 3 [--out bench/verify_spark.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +25,8 @@ import pyarrow.parquet as pq
 
 from mga_spark.config import load_config
 from mga_spark.job.run import InProcessRunner, run_job
+from mga_spark.tools.verify import verify
+from mga_spark.tools.verify_spark import verify_spark
 
 
 def build(root: Path, units: int) -> Path:
@@ -40,38 +44,57 @@ def build(root: Path, units: int) -> Path:
     return root / "out"
 
 
-def timed(output: Path, cores: int) -> float:
+def session(cores: int):
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return (SparkSession.builder.master(f"local[{cores}]").appName("bench-verify")
+            .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+
+
+def timed(fn) -> tuple[float, object]:
     started = time.perf_counter()
-    done = subprocess.run([str(Path(sys.executable).with_name("mga-spark")), "verify", "--spark",
-                           "--master", f"local[{cores}]", str(output)],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    line = json.loads(done.stdout.strip().splitlines()[-1])
-    if done.returncode or not line.get("ok"):
-        raise SystemExit(f"verify --spark failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
-    return seconds
+    result = fn()
+    return time.perf_counter() - started, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--units", type=int, default=200)
+    parser.add_argument("--units", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    times: dict[str, list[float]] = {"local[1]": [], "local[2]": [], "local verify": []}
+    starts: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        output = build(Path(tmp), args.units)
-        times: dict[int, list[float]] = {1: [], 2: []}
+        output = str(build(Path(tmp), args.units))
+        want = None
         for _ in range(args.rounds):
             for cores in (1, 2):
-                times[cores].append(timed(output, cores))
-                print(f"local[{cores}]: {times[cores][-1]:.1f} s", flush=True)
+                took, spark = timed(lambda c=cores: session(c))
+                starts.append(took)
+                seconds, result = timed(lambda s=spark: verify_spark(output, spark=s))
+                spark.stop()
+                times[f"local[{cores}]"].append(seconds)
+                print(f"local[{cores}]: session {took:.1f} s, verify {seconds:.1f} s", flush=True)
+                assert result.ok and result.counts == (want or result.counts), result.problems
+                want = result.counts
+            seconds, result = timed(lambda: verify(output))
+            assert result.ok and result.counts == want, result.problems
+            times["local verify"].append(seconds)
+            print(f"local verify: {seconds:.1f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    lines = [f"# `verify --spark` on {args.units} units, local[1] vs local[2] "
-             f"(`python -m bench.verify_spark --units {args.units} --rounds {args.rounds}`)", "",
-             "| cores | min (s) | median (s) |", "|---:|---:|---:|"]
-    lines += [f"| {k} | {min(v):.1f} | {med[k]:.1f} |" for k, v in times.items()]
-    lines += ["", f"1-core / 2-core median: {med[1] / med[2]:.2f}x (whole process: JVM start "
-              "and planning included)"]
+    lines = [f"# `verify --spark` on {args.units} units ({want['variants']} variants, "
+             f"{want['rejects']} rejects), local[1] vs local[2]", "",
+             f"`python -m bench.verify_spark --units {args.units} --rounds {args.rounds}`, "
+             f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
+             f"{platform.python_version()}, load average at the end "
+             f"{os.getloadavg()[0]:.1f}. Session start (JVM) is timed apart: median "
+             f"{statistics.median(starts):.1f} s.", "",
+             "| verify | min (s) | median (s) |", "|---|---:|---:|"]
+    lines += [f"| {k} | {min(v):.2f} | {med[k]:.2f} |" for k, v in times.items()]
+    lines += ["", f"local[1] / local[2] median: {med['local[1]'] / med['local[2]']:.2f}x"]
     print("\n".join(lines))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")

@@ -11,9 +11,11 @@ output runs on the executors, as one DataFrame of the committed units:
   each unit is checked once;
 - the counts are summed, the first problems taken in unit order and the stray files found
   (published files no manifest lists: a left anti join) by DataFrame aggregations;
-- repeated variant ids: the digests are exploded to (digest, unit, row) rows and numbered by
-  `row_number()` over a window per digest in (unit, row) order; a number past 1 is a repeat, as
-  in a scan in unit and row order.
+- repeated variant ids: the digests are exploded to (digest, unit, row) rows and grouped by
+  digest (a hash aggregation, no sort of every id), keeping each digest's count and first
+  position; only when some digest is seen twice are its later positions found (a join with the
+  repeated digests): every occurrence after the first in unit and row order is a repeat, as in
+  the local verify's scan.
 
 Only aggregates reach the driver: the counts, the first MAX_PROBLEMS problems and repeat
 positions, the stray files' names. The JSON line is the local verify's
@@ -36,6 +38,10 @@ from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, chec
 
 THREADS = 4  # units checked at once in one task (their reads wait on the store)
 BATCH = 16  # units per Arrow batch a task hands back (a unit's digests: 16 bytes per variant)
+# variant ids per shuffle partition when grouping them by digest (~50 bytes each in Spark's rows:
+# ~100 MB); fewer partitions than Spark's default 200 matter on small outputs: with 200, finding
+# repeats among 2,000 ids took 7-22 s on 2 cores, with 4 partitions 1-1.5 s
+IDS_PER_PARTITION = 2_000_000
 CHECKED = pa.schema([("index", pa.int64()), ("problems", pa.list_(pa.string())),
                      ("counts", pa.map_(pa.string(), pa.int64())),
                      ("by_stage", pa.map_(pa.string(), pa.int64())),
@@ -99,26 +105,37 @@ def check_units(spark, p: verify.Pass, outside: set[str], keep: int,
         for column, counter in (("counts", p.totals), ("by_stage", p.by_stage)):
             counter.update(Counter({r["key"]: r["n"] for r in checked.select(
                 F.explode(column)).groupBy("key").agg(F.sum("value").alias("n")).collect()}))
-        return _repeats(checked, keep), _stray(spark, checked, p)
+        ids = p.totals["variants"] + p.totals["originals"]
+        previous = spark.conf.get("spark.sql.shuffle.partitions")
+        spark.conf.set("spark.sql.shuffle.partitions",
+                       str(max(2 * sc.defaultParallelism, ids // IDS_PER_PARTITION)))
+        try:
+            return _repeats(checked, keep), _stray(spark, checked, p)
+        finally:
+            spark.conf.set("spark.sql.shuffle.partitions", previous)
     finally:
         checked.unpersist()
 
 
 def _repeats(checked, keep: int) -> repeats.Found:
-    from pyspark.sql import Window
     from pyspark.sql import functions as F  # noqa: N812
 
     ids = (checked.where(F.length("ids") > 0)
            .select("index", "ids", F.explode(F.expr("sequence(0, int(length(ids) div 16) - 1)"))
                    .alias("row"))
-           .select("index", "row", F.expr("substring(ids, row * 16 + 1, 16)").alias("digest")))
-    numbered = ids.withColumn("n", F.row_number().over(
-        Window.partitionBy("digest").orderBy("index", "row")))
-    repeated = numbered.where("n > 1").select("index", "row").persist()
+           .select(F.expr("substring(ids, row * 16 + 1, 16)").alias("digest"),
+                   F.struct("index", "row").alias("at")))
+    # a hash aggregation (no sort of every id): the digests seen more than once, each with its
+    # first position; k - 1 repeats each
+    repeated = (ids.groupBy("digest").agg(F.count("*").alias("k"), F.min("at").alias("first"))
+                .where("k > 1").persist())
     try:
-        total = repeated.count()
-        first = repeated.orderBy("index", "row").limit(keep).collect() if total else []
-        return repeats.Found(total, [(r["index"], r["row"]) for r in first])
+        total = repeated.agg(F.sum(F.col("k") - 1)).first()[0] or 0
+        if not total:
+            return repeats.Found()
+        later = (ids.join(repeated, "digest").where(F.col("at") != F.col("first"))
+                 .select("at.index", "at.row").orderBy("index", "row").limit(keep).collect())
+        return repeats.Found(int(total), [(r["index"], r["row"]) for r in later])
     finally:
         repeated.unpersist()
 

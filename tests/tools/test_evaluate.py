@@ -233,6 +233,9 @@ def test_evaluation_on_the_fake_engine(tmp_path: Path) -> None:
     assert md.splitlines()[2].startswith("- **Expected acceptance: 100%**")
     assert "The judge discriminates" in md
     assert "<img" in (tmp_path / "evaluation.html").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "variants.jsonl").open()]
+    assert len(rows) == on_disk["rewrite"]["accepted"]  # each next to its source document
+    assert all(r["text"] and r["source"] and r["genre"] and r["audience"] for r in rows)
 
 
 def test_rejects_are_counted_by_reason_with_examples(tmp_path: Path) -> None:

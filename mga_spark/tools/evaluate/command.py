@@ -1,5 +1,6 @@
 """`evaluate(cfg, ...)`: build or take the engine, judge the calibration items, run the stages on
-the documents, and write evaluation.json, evaluation.md and evaluation.html to `out_dir`.
+the documents, and write evaluation.json, evaluation.md, evaluation.html and variants.jsonl (the
+accepted variants next to their sources) to `out_dir`.
 
 The engine is built here from `model` (vLLM in this process, or the dry engine), after the run's
 own preflight checks of the engine arguments and token budgets; tests pass a ready engine.
@@ -104,4 +105,5 @@ def evaluate(cfg: Config, out_dir: Path, *, split: str = "all", limit: int | Non
         "skipped_items": len(skipped),
     }
     report.write(out_dir, result, shares)
+    report.write_variants(out_dir, run.variants, run.sources)
     return result

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 JSON, MARKDOWN, PAGE = "evaluation.json", "evaluation.md", "evaluation.html"
+VARIANTS = "variants.jsonl"  # the accepted variants with their sources
 CALIBRATION = "calibration.json"  # the judge's figures, written as soon as they exist
 # reject reason -> the settings to look at
 SETTINGS = {
@@ -193,3 +194,14 @@ def write(out_dir: Path, r: dict, shares: list[float]) -> None:
     (out_dir / JSON).write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n", "utf-8")
     (out_dir / MARKDOWN).write_text(markdown(r), "utf-8")
     (out_dir / PAGE).write_text(page(r, shares), "utf-8")
+
+
+def write_variants(out_dir: Path, variants: list, sources: dict[str, str]) -> None:
+    """DIR/variants.jsonl: every accepted variant as it came out, next to its source document."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = ("source_id", "chunk_index", "pair_index", "genre", "audience", "judge_score",
+            "fidelity", "language", "text")
+    with open(out_dir / VARIANTS, "w", encoding="utf-8") as f:
+        for v in variants:
+            row = {k: getattr(v, k) for k in keys} | {"source": sources.get(v.source_id)}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -6,7 +6,7 @@ session (timed apart: the JVM's start is no verify work) and times `verify_spark
 times the local (threaded, no Spark) `verify` as a reference. Prints min/median wall times and
 the 1-core/2-core ratio; every run's JSON line must be ok and the same.
 
-    python -m bench.verify_spark --units 400 --rounds 3 [--out bench/verify_spark.md]
+    python -m bench.verify_spark --units 80 --docs 250 --rounds 3 [--out bench/verify_spark.md]
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from mga_spark.tools.verify import verify
 from mga_spark.tools.verify_spark import verify_spark
 
 
-def build(root: Path, units: int) -> Path:
+def build(root: Path, units: int, docs: int) -> Path:
     (root / "in").mkdir(parents=True)
-    n = 4 * units
+    n = docs * units
     texts = [f"Document {i} is about rivers and towns." for i in range(n)]
     pq.write_table(pa.table({"id": [f"d{i}" for i in range(n)], "text": texts}),
-                   root / "in" / "corpus.parquet", row_group_size=4)
+                   root / "in" / "corpus.parquet", row_group_size=docs)
     cfg = load_config(None, [], {"model": {"engine": "dry", "engine_args": {"model": "dry"}},
                                  "input": {"paths": [str(root / "in")], "id_column": "id"},
                                  "output": {"path": str(root / "out")},
-                                 "job": {"unit_docs": 4, "allow_dry_output": True}})
+                                 "job": {"unit_docs": docs, "allow_dry_output": True}})
     result = run_job(cfg, InProcessRunner(), show_progress=False)
     assert result.ok, result.failed
     return root / "out"
@@ -61,14 +61,15 @@ def timed(fn) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--units", type=int, default=400)
+    parser.add_argument("--units", type=int, default=80)
+    parser.add_argument("--docs", type=int, default=250, help="documents per unit")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     times: dict[str, list[float]] = {"local[1]": [], "local[2]": [], "local verify": []}
     starts: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        output = str(build(Path(tmp), args.units))
+        output = str(build(Path(tmp), args.units, args.docs))
         want = None
         for _ in range(args.rounds):
             for cores in (1, 2):
@@ -87,7 +88,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [f"# `verify --spark` on {args.units} units ({want['variants']} variants, "
              f"{want['rejects']} rejects), local[1] vs local[2]", "",
-             f"`python -m bench.verify_spark --units {args.units} --rounds {args.rounds}`, "
+             f"`python -m bench.verify_spark --units {args.units} --docs {args.docs} "
+             f"--rounds {args.rounds}`, "
              f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}, load average at the end "
              f"{os.getloadavg()[0]:.1f}. Session start (JVM) is timed apart: median "

@@ -24,14 +24,15 @@ positions, the stray files' names. The JSON line is the local verify's
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
 import pyarrow as pa
 
 from mga_spark import layout
-from mga_spark.config import Config
 from mga_spark.io import commit, records, write
 from mga_spark.tools import repeats, verify
 from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, check_unit
@@ -153,12 +154,29 @@ def _stray(spark, checked, p: verify.Pass) -> list[str]:
     return sorted(r["name"] for r in found)
 
 
+def session(record: dict, master: str | None = None):
+    """A Spark session for verifying the output `record` (its `_run.json`) describes: `master`,
+    else the run's job.master, else what spark-submit gives. Only the master is read from the
+    record, field by field: an older release's `_run.json` (a key renamed since) still verifies,
+    and its Spark settings, redacted there, are not applied (spark-submit's or
+    spark-defaults.conf's are)."""
+    from pyspark.sql import SparkSession
+
+    master = master or ((record.get("config") or {}).get("job") or {}).get("master")
+    builder = SparkSession.builder.appName("mga-spark-verify").config(
+        "spark.ui.showConsoleProgress", "false")
+    if master:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            # workers run this interpreter (with this package), not `python3` on PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return builder.getOrCreate()
+
+
 def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyResult:
     """The same checks and JSON line as `verify.verify`, run as DataFrame work. `spark`: a
-    session to use, else one is started for the run's config (`master`, else the run's
-    job.master; none: what spark-submit gives)."""
-    from mga_spark.job import spark as job_spark  # pyspark only when asked for
-
+    session to use (jobs/mga_verify.py: spark-submit's), else one is started (`session`)."""
     p = verify.start(output)
     if isinstance(p, VerifyResult):
         return p
@@ -166,15 +184,12 @@ def verify_spark(output: str, spark=None, master: str | None = None) -> VerifyRe
     p.todo += p.outside  # every committed unit, planned or not
     if not p.todo:
         return verify.finish(p, repeats.Found())
-    session = spark
-    if session is None:
-        cfg = Config.model_validate((records.read_json(output, layout.RUN_FILE) or {})["config"])
-        if master:
-            cfg = cfg.model_copy(update={"job": cfg.job.model_copy(update={"master": master})})
-        session = job_spark.get_session(cfg, use_config_master=bool(cfg.job.master))
+    own = spark is None
+    if own:
+        spark = session(records.read_json(output, layout.RUN_FILE) or {}, master)
     try:
-        found, stray = check_units(session, p, outside, keep=verify.MAX_PROBLEMS)
+        found, stray = check_units(spark, p, outside, keep=verify.MAX_PROBLEMS)
     finally:
-        if spark is None:
-            session.stop()
+        if own:
+            spark.stop()
     return verify.finish(p, found, stray)

@@ -2,6 +2,10 @@
 
     mga_expand (SparkSubmitOperator: jobs/mga_expand.py) >> verify (mga-spark verify OUTPUT)
 
+With MGA_SPARK_VERIFY=spark, the verify task is a spark-submit of jobs/mga_verify.py (`verify
+--spark`: the same checks as DataFrame work on the cluster) instead of a local `verify` on the
+Airflow worker, whose TMPDIR needs 24 bytes per variant (24 GB at 1B variants).
+
 Exit codes 2 (the config, input or output is wrong, found before any unit ran) and 3 (the
 circuit breaker stopped the run: units kept failing with one error) fail the task at once: a
 retry would meet the same problem. Other failures are retried. spark-submit passes the driver's
@@ -20,6 +24,9 @@ Deployment settings are read from the environment when the DAG file is parsed:
   MGA_SPARK_PY_FILES    mga_spark.zip to ship with --py-files (unset: installed on the nodes)
   MGA_SPARK_PROPERTIES  spark-defaults file (default: conf/spark-defaults.gpu.conf)
   MGA_SPARK_BIN         the `mga-spark` command for the verify step (default: on PATH)
+  MGA_SPARK_VERIFY      local (default: `mga-spark verify` on the Airflow worker) or spark
+  MGA_SPARK_VERIFY_PROPERTIES  spark-defaults file of the spark verify (default: none, the
+                        cluster's own; verify needs no GPU)
   MGA_SPARK_RETRIES     retries of the Spark task (default: 2, 10 minutes apart and growing)
   MGA_SPARK_INPUT, MGA_SPARK_OUTPUT, MGA_SPARK_CONFIG: defaults of the params
 """
@@ -90,14 +97,27 @@ with DAG(
         application_args=["--config", "{{ params.config }}", "--input", "{{ params.input }}",
                           "--output", "{{ params.output }}"],
     )
-    verify = BashOperator(
-        task_id="verify",
-        # values reach bash as environment variables: no quoting of URIs in the command line
-        bash_command='"$MGA_SPARK_BIN" verify "$MGA_OUTPUT"',
-        env={"MGA_SPARK_BIN": ENV("MGA_SPARK_BIN", "mga-spark"),
-             "MGA_OUTPUT": "{{ params.output }}"},
-        append_env=True,
-        retries=1,
-        retry_delay=timedelta(minutes=1),
-    )
+    if ENV("MGA_SPARK_VERIFY", "local") == "spark":
+        verify = SparkSubmitOperator(
+            task_id="verify",
+            application=str(HOME / "jobs" / "mga_verify.py"),
+            conn_id=ENV("MGA_SPARK_CONN_ID", "spark_default"),
+            name="mga-verify",
+            py_files=ENV("MGA_SPARK_PY_FILES") or None,
+            properties_file=ENV("MGA_SPARK_VERIFY_PROPERTIES") or None,
+            application_args=["{{ params.output }}"],
+            retries=1,
+            retry_delay=timedelta(minutes=1),
+        )
+    else:
+        verify = BashOperator(
+            task_id="verify",
+            # values reach bash as environment variables: no quoting of URIs in the command line
+            bash_command='"$MGA_SPARK_BIN" verify "$MGA_OUTPUT"',
+            env={"MGA_SPARK_BIN": ENV("MGA_SPARK_BIN", "mga-spark"),
+                 "MGA_OUTPUT": "{{ params.output }}"},
+            append_env=True,
+            retries=1,
+            retry_delay=timedelta(minutes=1),
+        )
     expand >> verify

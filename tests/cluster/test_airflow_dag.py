@@ -88,6 +88,22 @@ def test_dag_deployment_settings_come_from_the_environment(airflow_python, tmp_p
     assert verify["rendered"]["env"]["MGA_SPARK_BIN"] == "/opt/bin/mga"
 
 
+def test_dag_can_verify_on_spark(airflow_python, tmp_path):
+    """MGA_SPARK_VERIFY=spark: the verify task is a spark-submit of jobs/mga_verify.py with the
+    output as its argument, on the job's connection, without the job's GPU properties."""
+    bag = load_dags(airflow_python, tmp_path, MGA_SPARK_VERIFY="spark",
+                    MGA_SPARK_CONN_ID="spark_gpu", MGA_SPARK_PY_FILES="/opt/mga_spark.zip")
+    assert bag["import_errors"] == {}
+    verify = bag["dags"]["mga_expand"]["tasks"]["verify"]
+    assert verify["type"] == "SparkSubmitOperator" and verify["conn_id"] == "spark_gpu"
+    assert verify["upstream"] == ["mga_expand"] and verify["retries"] >= 1
+    rendered = verify["rendered"]
+    assert rendered["application"] == str(ROOT / "jobs" / "mga_verify.py")
+    assert Path(rendered["application"]).is_file()
+    assert rendered["application_args"] == ["<output>"]
+    assert rendered["py_files"] == "/opt/mga_spark.zip" and not rendered.get("properties_file")
+
+
 def completed_apps(cluster) -> set[str]:
     return {app["id"] for app in cluster.state()["completedapps"]}
 
@@ -150,21 +166,27 @@ def run_dag(airflow_python: Path, env: dict[str, str], conf: dict, timeout: int)
     return {**json.loads(lines[0].split(": ", 1)[1]), "log": proc.stdout}
 
 
+@pytest.mark.parametrize("verify_on", ["local", "spark"])
 def test_dag_run_submits_the_job_to_spark_and_verifies(airflow_python, standalone, node,
-                                                       tiny_model_dir, tmp_path):
+                                                       tiny_model_dir, tmp_path, verify_on):
     """`dag.test()`: the real SparkSubmitOperator runs spark-submit against the standalone
-    cluster, then the verify task runs `mga-spark verify` on the output."""
+    cluster, then the verify task runs `mga-spark verify` on the output (`local`), or
+    spark-submits jobs/mga_verify.py to the same cluster (`spark`)."""
     corpus, config, properties = write_job_inputs(tmp_path, tiny_model_dir, node)
     output = tmp_path / "output"
     # no retries: dag.test() would wait out the retry delay after a failure
     env = dag_env(tmp_path, standalone, node, properties, retries=0)
+    env.update(MGA_SPARK_VERIFY=verify_on, MGA_SPARK_VERIFY_PROPERTIES=str(properties))
     conf = {"input": str(corpus), "output": str(output), "config": str(config)}
     before = completed_apps(standalone)
     run = run_dag(airflow_python, env, conf, 900)
     assert run["tasks"] == {"mga_expand": "success", "verify": "success"}, run["log"][-6000:]
     assert run["state"] == "success" and run["conf"] == conf
 
-    assert len(completed_apps(standalone) - before) == 1, "the job ran on the standalone cluster"
+    apps = 2 if verify_on == "spark" else 1
+    assert len(completed_apps(standalone) - before) == apps, "ran on the standalone cluster"
+    if verify_on == "spark":
+        assert '"ok": true' in run["log"], run["log"][-6000:]
     assert (output / "_run.json").is_file() and len(list((output / "_manifest").iterdir())) == 1
 
 

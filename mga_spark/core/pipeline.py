@@ -41,7 +41,13 @@ from mga_spark.core import pairs
 from mga_spark.core.intake import Intake
 from mga_spark.core.ledger import Chunk, Ledger, Row, Stats
 from mga_spark.core.suspects import Crash, Suspicion
-from mga_spark.engine.base import Completion, Engine, Request, SystematicRequestError
+from mga_spark.engine.base import (
+    Completion,
+    ContextOverflow,
+    Engine,
+    Request,
+    SystematicRequestError,
+)
 from mga_spark.prompts import Prompts
 from mga_spark.redaction import redact_text
 from mga_spark.schema import Document, Failure, GAPair, PairSource, Stage
@@ -111,6 +117,7 @@ class Pipeline:
         self._exhausted = False
         self._answered = 0  # completions of this run's requests
         self._nonce = uuid.uuid4().hex[:8]  # request ids never collide with a failed earlier run
+        self._refused: deque[Completion] = deque()  # requests the engine refused at submit
 
     @property
     def stats(self) -> Stats:
@@ -135,6 +142,7 @@ class Pipeline:
                     f"the unit is past its deadline, job.unit_timeout_s={timeout_s:g}: "
                     f"{self._open_work()}")
             self._admit_more(source)
+            self._answer_refused()
             yield from self.ledger.drain()
             if not self.engine.has_pending():
                 self._check_nothing_lost()  # else this loop would spin: nothing can ever finish
@@ -145,6 +153,7 @@ class Pipeline:
                 self.watch(self._inflight(""))
             for completion in self._engine_call(self.engine.poll):
                 self._on_completion(completion)
+            self._answer_refused()
             yield from self.ledger.drain()
         if self.watch is not None:
             self.watch(None)
@@ -254,9 +263,20 @@ class Pipeline:
         seed = int.from_bytes(hashlib.blake2b(blob, digest_size=4).digest(), "big")
         rid = f"{self._nonce}\x1f{key}"
         self._pending[rid] = p
-        self._engine_call(self.engine.submit, Request(
-            rid, call.messages, call.max_tokens, call.temperature, call.top_p, call.json_schema,
-            seed))
+        try:
+            self._engine_call(self.engine.submit, Request(
+                rid, call.messages, call.max_tokens, call.temperature, call.top_p,
+                call.json_schema, seed))
+        except ContextOverflow as e:
+            # This prompt does not fit max_model_len, although the driver's budget check passed
+            # (its text tokenizes longer than the check's filler): an engine_error reject of its
+            # slots, counted by the unit's breaker (a configuration that leaves no room fails
+            # the unit by it), rather than a unit that fails on every attempt.
+            self._refused.append(Completion(rid, "", "error", e.prompt_tokens, 0, error=str(e)))
+
+    def _answer_refused(self) -> None:
+        while self._refused:
+            self._on_completion(self._refused.popleft())
 
     def _on_completion(self, c: Completion) -> None:
         p = self._pending.pop(c.id, None)

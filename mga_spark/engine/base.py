@@ -44,12 +44,15 @@ class Completion:
 
 class SystematicRequestError(RuntimeError):
     """The engine refused a request for a reason that is not about this request's content: every
-    request of the unit would meet it. Raised, never turned into a reject."""
+    request of the unit would meet it. Raised, never turned into a reject (except
+    ContextOverflow, below)."""
 
 
 class ContextOverflow(SystematicRequestError):
     """Prompt plus max_tokens do not fit the model's context (max_model_len): the configuration
-    leaves no room for this stage's answer, or its prompt."""
+    leaves no room for this stage's answer, or its prompt. The pipeline makes it an engine_error
+    reject of the request's slots, which the unit's breaker (job.max_engine_error_share) counts:
+    one document whose text tokenizes long is rejected, a configuration without room fails."""
 
     def __init__(self, request_id: str, prompt_tokens: int, max_tokens: int,
                  max_model_len: int) -> None:

@@ -198,6 +198,28 @@ def test_readers_see_only_committed_units_when_a_driver_is_killed_at_each_step(t
     assert not [n for n in files(out) if n.startswith("_staging/")]
 
 
+@pytest.mark.parametrize("step", ["committed", "published_data", "published_rejects"])
+def test_status_is_not_complete_while_a_committed_unit_is_unpublished(tmp_path, step) -> None:
+    """Review 1.6: the driver is killed right after the last unit's commit (or its data file's
+    publishing): every manifest exists, but readers of data/ or rejects/ miss that unit until a
+    resume publishes it. status says so, and complete only after the resume."""
+    inputs, out = corpus(tmp_path / "in"), tmp_path / "out"
+    last = UNITS - 1
+    uid = make_plan(config(inputs, out).input, 2).units[last].id
+    killed = finish(driver(inputs, out, "--kill", f"{step}:{last}"))
+    assert killed[0] == -signal.SIGKILL, killed
+    before = status(str(out))
+    hidden = 0 if step == "published_rejects" else 1  # after step 4 only the staging is left
+    assert (before["units_done"], before["units_unpublished"]) == (UNITS, hidden), before
+    assert before["state"] == ("complete" if not hidden else "incomplete"), before
+    if hidden:
+        assert "run the same command again to publish them" in before["detail"]
+    assert finish(driver(inputs, out))[0] == 0
+    after = status(str(out))
+    assert (after["state"], after["units_unpublished"]) == ("complete", 0), after
+    assert (out / "data" / f"part-{uid}.parquet").is_file()
+
+
 # -- drivers on one output ------------------------------------------------------------------
 
 

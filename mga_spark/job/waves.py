@@ -39,13 +39,17 @@ from mga_spark.job.progress import Progress
 log = logging.getLogger(__name__)
 _HEX = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\d+")
+# a path or URI: any word with a slash in it (each unit's error names its own input file)
+_PATH = re.compile(r"[^\s'\"(),;\[\]]*/[^\s'\"(),;\[\]]*")
 MAX_STOPPED_IDS = 100  # unit ids of the failures that stopped a run, listed in stats.json
 LEASE_CHECK_S = 0.5  # how often the lease is asked about while waves run
 
 
 def signature(error: str, unit_id: str = "") -> str:
-    """An error with what differs between units taken out: the unit's id, hex ids, numbers."""
+    """An error with what differs between units taken out: the unit's id, paths and URIs, hex
+    ids, numbers."""
     text = error.replace(unit_id, "<unit>") if unit_id else error
+    text = _PATH.sub(lambda m: "<path>" + m.group()[len(m.group().rstrip(":.")):], text)
     return _NUMBER.sub("<n>", _HEX.sub("<id>", text))
 
 

@@ -171,8 +171,17 @@ def test_errors_are_the_same_with_ids_and_numbers_aside() -> None:
                         "3f2a9c1e0b7d")
     b = waves.signature("OSError: no weights in /m/12 for unit 99aa00bb11cc (attempt 4)",
                         "99aa00bb11cc")
-    assert a == b == "OSError: no weights in /m/<n> for unit <unit> (attempt <n>)"
+    assert a == b == "OSError: no weights in <path> for unit <unit> (attempt <n>)"
     assert waves.signature("ValueError: max_model_len") != waves.signature("KeyError: 'x'")
+
+
+def test_errors_that_name_each_units_own_file_are_the_same() -> None:
+    """Review 5.7: a systematic input error names each unit's file, in other directories."""
+    a = waves.signature("ArrowInvalid: s3://b/corpus/en/part-0001.parquet: column 'text' is int64")
+    b = waves.signature("ArrowInvalid: s3://b/corpus/zh/part-0002.parquet: column 'text' is int64")
+    c = waves.signature("ArrowInvalid: /data/zh/part-7.parquet: column 'text' is int64")
+    assert a == b == c == "ArrowInvalid: <path>: column 'text' is int<n>"
+    assert a != waves.signature("ArrowInvalid: /data/zh/part-7.parquet: no column 'text'")
 
 
 def test_a_run_whose_probe_units_all_fail_the_same_way_stops_early(tmp_path: Path,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 
 from mga_spark import layout
-from mga_spark.io import commit, records, write
+from mga_spark.io import commit, lease, records, write
 from mga_spark.io.plan import InputError, Plan, Unit, make_plan, unit_id
 from mga_spark.job.runinfo import accepted_files
 from mga_spark.tools import repeats
@@ -52,6 +53,8 @@ from mga_spark.tools.verify_unit import Settings, UnitReport, VerifyResult, chec
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS = 20
+# a local write's temp name (io/write.py, io/commit.py): `.<name>.<8 hex>.tmp`
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "check_unit", "finish", "start", "verify"]
 
 
@@ -239,7 +242,8 @@ def finish(p: Pass, found: repeats.Found, stray: list[str] | None = None) -> Ver
               "units_done": len(p.todo),
               "units_outside_input": len(p.outside), "rows_missing": p.missing_rows,
               "bad_files": p.bad_files, "stray_files": len(stray),
-              "staged_leftovers": len(commit.staged_units(fs, root))}
+              "staged_leftovers": len(commit.staged_units(fs, root)),
+              "temp_leftovers": len(temp_leftovers(fs, root))}
     for key in ("variants", "originals", "rejects", "expected_slots", "accounted_slots",
                 "duplicate_ids"):
         counts[key] = p.totals[key]
@@ -247,6 +251,19 @@ def finish(p: Pass, found: repeats.Found, stray: list[str] | None = None) -> Ver
     if p.dry:  # canned rows of the dry engine (model.engine=dry)
         counts["dry"] = True
     return p.problems.result(counts)
+
+
+def temp_leftovers(fs, root: str) -> list[str]:
+    """Temp files a crash left between writing one and renaming it to its name (local
+    filesystems): hidden from readers, but each holds its bytes on disk (a published file's
+    temp is a hard link to its staged copy). Safe to delete while no run holds the output."""
+    found = []
+    for directory in ("", *commit.KINDS.values(), layout.MANIFEST_DIR, lease.LEASE_DIR):
+        for path in write.list_dir(fs, f"{root}/{directory}".rstrip("/")):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if TEMP_NAME.match(name):
+                found.append(f"{directory}/{name}".lstrip("/"))
+    return sorted(found)
 
 
 def verify(output: str, workers: int = 16) -> VerifyResult:

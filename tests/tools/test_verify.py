@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,7 +92,8 @@ def test_exact_output_passes_with_counts(run) -> None:
         "documents": 4, "units": 2, "units_done": 2, "bad_files": 0, "variants": 9,
         "originals": 2, "rejects": 4, "expected_slots": 15, "accounted_slots": 15,
         "duplicate_ids": 0, "by_stage": {"ga": 1, "input": 2, "judge": 1}, "problems": 0,
-        "stray_files": 0, "staged_leftovers": 0, "units_outside_input": 0, "rows_missing": 0,
+        "stray_files": 0, "staged_leftovers": 0, "temp_leftovers": 0, "units_outside_input": 0,
+        "rows_missing": 0,
     }
 
 
@@ -268,3 +273,48 @@ def test_the_real_pipeline_output_verifies(tmp_path: Path) -> None:
     assert counts["by_stage"]["input"] == 4  # null, invalid UTF-8, the 2nd "dup", blank
     assert counts["by_stage"]["ga"] == 1  # the long document's second chunk
     assert counts["accounted_slots"] == counts["expected_slots"] == 4 * PAIRS  # 4 chunks
+
+
+CRASH_IN_PUBLISH = """
+import os, signal, sys
+from pathlib import Path
+
+real = os.replace
+
+
+def dying(src, dst):  # the process dies between linking data/'s temp name and renaming it
+    if "/data/" in str(dst):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+
+
+os.replace = dying
+from mga_spark.io.plan import make_plan
+from tests.helpers import make_config
+from tests.tools.test_verify import commit, exact_rows
+
+cfg = make_config(input={"paths": [sys.argv[1]], "id_column": "doc_id"})
+commit(Path(sys.argv[2]), make_plan(cfg.input, 2).units[1:], exact_rows()[1:])
+"""
+
+
+def test_a_temp_file_a_crash_left_is_counted_not_a_problem(run, tmp_path: Path) -> None:
+    """Review 1.7: a committer killed (SIGKILL) between hard-linking the data file to its hidden
+    temp name and renaming it. verify names the unpublished file; after the resume's roll-forward
+    the output is exact, and the temp file (hidden from readers, holding disk) is counted."""
+    out, units = run
+    commit(out, units[:1], exact_rows()[:1])
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", CRASH_IN_PUBLISH, str(units[0].file).rsplit(
+        "/", 1)[0], str(out)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    temps = [p.name for p in (out / "data").iterdir() if p.name.endswith(".tmp")]
+    assert len(temps) == 1 and temps[0].startswith(f".part-{units[1].id}.parquet."), temps
+    crashed = verify(str(out))
+    assert not crashed.ok and crashed.counts["temp_leftovers"] == 1
+    assert any("is missing (a resume publishes it" in p for p in crashed.problems)
+    assert io_commit.roll_forward(str(out)) == 1
+    after = verify(str(out))
+    assert after.ok, after.problems
+    assert (after.counts["temp_leftovers"], after.counts["staged_leftovers"]) == (1, 0)

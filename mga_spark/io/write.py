@@ -163,8 +163,9 @@ def unsupported_message(fs: AbstractFileSystem, path: str) -> str:
     return (f"{_protocols(fs)[0]}://{path.lstrip('/')}: this filesystem offers no atomic "
             "exclusive create (create only if absent; fsspec's hdfs and webhdfs, sftp, smb and "
             "http write in place), which the commit protocol needs so that exactly one attempt "
-            "of a unit commits. Supported outputs: local paths (also NFS), s3://, gs://, "
-            "abfs://. Write to one of them and copy the finished output.")
+            "of a unit commits. Supported outputs: local paths (also NFS), s3:// (tested), "
+            "gs:// and abfs:// (untested here; docs/cluster.md). Write to one of them and copy "
+            "the finished output.")
 
 
 def with_retries(action: Callable[[], None], path: str, retries: int,

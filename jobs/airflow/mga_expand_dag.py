@@ -86,12 +86,15 @@ with DAG(
     },
     tags=["mga", "spark"],
 ) as dag:
+    # where both spark-submits (the job's, and verify's with MGA_SPARK_VERIFY=spark) go
+    cluster = {"conn_id": ENV("MGA_SPARK_CONN_ID", "spark_default"),
+               "py_files": ENV("MGA_SPARK_PY_FILES") or None}
+    verify_retries = {"retries": 1, "retry_delay": timedelta(minutes=1)}
     expand = MgaSubmitOperator(
         task_id="mga_expand",
         application=str(HOME / "jobs" / "mga_expand.py"),
-        conn_id=ENV("MGA_SPARK_CONN_ID", "spark_default"),
         name="mga-expand",
-        py_files=ENV("MGA_SPARK_PY_FILES") or None,
+        **cluster,
         properties_file=ENV("MGA_SPARK_PROPERTIES",
                             str(HOME / "conf" / "spark-defaults.gpu.conf")) or None,
         application_args=["--config", "{{ params.config }}", "--input", "{{ params.input }}",
@@ -101,13 +104,11 @@ with DAG(
         verify = SparkSubmitOperator(
             task_id="verify",
             application=str(HOME / "jobs" / "mga_verify.py"),
-            conn_id=ENV("MGA_SPARK_CONN_ID", "spark_default"),
             name="mga-verify",
-            py_files=ENV("MGA_SPARK_PY_FILES") or None,
+            **cluster,
             properties_file=ENV("MGA_SPARK_VERIFY_PROPERTIES") or None,
             application_args=["{{ params.output }}"],
-            retries=1,
-            retry_delay=timedelta(minutes=1),
+            **verify_retries,
         )
     else:
         verify = BashOperator(
@@ -117,7 +118,6 @@ with DAG(
             env={"MGA_SPARK_BIN": ENV("MGA_SPARK_BIN", "mga-spark"),
                  "MGA_OUTPUT": "{{ params.output }}"},
             append_env=True,
-            retries=1,
-            retry_delay=timedelta(minutes=1),
+            **verify_retries,
         )
     expand >> verify

@@ -61,6 +61,13 @@ def local_master(master: str, max_failures: int) -> str:
     return master
 
 
+def local_workers() -> None:
+    """For a local master: the Python workers run this interpreter (with this package and
+    vLLM), not `python3` on PATH, and Spark stays on loopback."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
 def get_session(cfg: Config, use_config_master: bool = True, log_file: Path | None = None):
     """The Spark session for `cfg`. With `log_file`, a JVM started here (local mode: with the
     Python workers it starts) writes its output there instead of to the terminal."""
@@ -71,9 +78,7 @@ def get_session(cfg: Config, use_config_master: bool = True, log_file: Path | No
     if use_config_master and cfg.job.master:
         builder = builder.master(local_master(cfg.job.master, cfg.job.max_failures))
         if cfg.job.master.startswith("local"):
-            # workers run this interpreter (with this package and vLLM), not `python3` on PATH
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
+            local_workers()
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
     try:

@@ -24,9 +24,7 @@ positions, the stray files' names. The JSON line is the local verify's
 
 from __future__ import annotations
 
-import os
 import pickle
-import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -162,15 +160,15 @@ def session(record: dict, master: str | None = None):
     spark-defaults.conf's are)."""
     from pyspark.sql import SparkSession
 
+    from mga_spark.job.spark import local_workers
+
     master = master or ((record.get("config") or {}).get("job") or {}).get("master")
     builder = SparkSession.builder.appName("mga-spark-verify").config(
         "spark.ui.showConsoleProgress", "false")
     if master:
         builder = builder.master(master)
         if master.startswith("local"):
-            # workers run this interpreter (with this package), not `python3` on PATH
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            local_workers()
     return builder.getOrCreate()
 
 

@@ -52,14 +52,20 @@ def test_three_stages_on_the_tiny_model_account_for_every_slot(vllm_engine):
 def test_the_score_alone_judge_answers_in_one_token_on_the_real_engine(vllm_engine):
     """judge.mode=score: every judge answer is a bare digit (one token, then the end token), read
     as the verdict; the row carries the score and no analysis."""
-    records = [r for r in sample_records() if r["lang"] == "en"][:3]
+    records = [r for r in sample_records() if r["lang"] == "en"][:4]
     docs = [doc(r["id"], r["text"]) for r in records]
     pairs = [{"genre": {"title": "Guide", "description": "A practical guide."},
-              "audience": {"title": "Hikers", "description": "Adults who walk."}}]
-    cfg = make_config(ga={"pairs": pairs, "num_pairs": 1}, rewrite={"max_tokens": 64},
+              "audience": {"title": "Hikers", "description": "Adults who walk."}},
+             {"genre": {"title": "Story", "description": "A short story."},
+              "audience": {"title": "Children", "description": "Readers aged eight."}}]
+    # The tiny model ends an answer with probability 1/200 per token, so a rewrite stops within
+    # 400 tokens with p = 0.87 and all 8 run out (rewrite_truncated, no judge) with p < 1e-6.
+    # At 64 tokens (p = 0.27 each, 3 rewrites) none reached the judge on CI's CPU.
+    cfg = make_config(ga={"pairs": pairs, "num_pairs": 2}, rewrite={"max_tokens": 400},
                       judge={"mode": "score", "max_tokens": 4, "temperature": 1.0},
                       clean={"min_keyword_coverage": 0.0, "check_language": False,
-                             "max_copy_similarity": 1.0, "min_chars": 0})
+                             "max_copy_similarity": 1.0, "min_chars": 0,
+                             "max_sibling_similarity": None})
     answers = []
     poll = vllm_engine.poll
 

@@ -225,9 +225,11 @@ def test_w8a8_quantizes_attention_and_keeps_experts_bf16(small_moe_dir: Path,
     assert sm.read_provenance(small_w8a8_dir)["kind"] == "moe-w8a8"
 
 
-def cpu_has_bf16() -> bool:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def cpu_has_amx() -> bool:
+    """vLLM CPU's own test for its AMX int8 kernel (layers/utils.check_cpu_sgl_kernel)."""
+    import torch
+
+    return torch.cpu._is_amx_tile_supported()
 
 
 @small
@@ -236,10 +238,11 @@ def test_w8a8_runs_in_vllm_with_int8_attention(small_w8a8_dir: Path) -> None:
     from mga_spark.engine.base import Request, run_all
     from mga_spark.engine.vllm import VLLMEngine
 
-    # vLLM CPU's int8 GEMM takes bf16 activations on a CPU with bf16 units (AMX: "expect A to
-    # be bfloat16 or half" in float32, seen on 2026-12-08) and float32 on one without
+    # On an AMX CPU vLLM CPU's int8 GEMM is its AMX kernel, which takes only bf16 or half
+    # activations ("expect A to be bfloat16 or half" in float32, seen on 2026-12-08); elsewhere
+    # it is oneDNN's, which ran float32 (on an AVX-512 CPU without AMX, 2026-12-08 too)
     engine = VLLMEngine({"model": str(small_w8a8_dir), "max_model_len": 2048, "seed": 0,
-                         "dtype": "bfloat16" if cpu_has_bf16() else "float32",
+                         "dtype": "bfloat16" if cpu_has_amx() else "float32",
                          "enforce_eager": True,
                          "kv_cache_memory_bytes": 256 * 1024**2}, device="auto")
     try:

@@ -9,7 +9,6 @@ Exit 0 only if every input document is accounted for exactly once; 1 with the pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from mga_spark.job.logs import setup_logging
@@ -24,7 +23,7 @@ def main(argv: list[str]) -> int:
     from pyspark.sql import SparkSession
 
     result = verify_spark(args.output, spark=SparkSession.builder.getOrCreate())
-    print(json.dumps({"ok": result.ok, **result.counts}))
+    print(result.line())
     for problem in result.problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 0 if result.ok else 1

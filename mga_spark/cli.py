@@ -93,7 +93,7 @@ def demo(output: Annotated[Path, typer.Option(help="output directory")] = Path("
                f"config: {result.model.config}")
     typer.echo(f"output: {where}\n  accepted rewrites: {where / layout.DATA_DIR}\n"
                f"  rejects: {where / layout.REJECTS_DIR}\n  totals: {where / layout.STATS_FILE}")
-    typer.echo("verify: " + json.dumps({"ok": result.verify.ok, **result.verify.counts}))
+    typer.echo("verify: " + result.verify.line())
     for problem in result.verify.problems:
         typer.echo(f"problem: {problem}", err=True)
     raise typer.Exit(result.exit_code)
@@ -140,7 +140,7 @@ def verify(output: Annotated[str, typer.Argument(help="output URI")],
     if spark:
         logs.setup_logging()
     result = verify_spark(output, master=master) if spark else run_verify(output)
-    typer.echo(json.dumps({"ok": result.ok, **result.counts}))
+    typer.echo(result.line())
     for problem in result.problems:
         typer.echo(f"problem: {problem}", err=True)
     raise typer.Exit(0 if result.ok else 1)

@@ -8,6 +8,7 @@ it reads the unit's manifest, input ids and data and rejects columns, and return
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ class VerifyResult:
     ok: bool
     counts: dict
     problems: list[str]  # the first MAX_PROBLEMS, then a line with how many more
+
+    def line(self) -> str:
+        """The JSON line `verify` prints (a contract for scripts and DAGs)."""
+        return json.dumps({"ok": self.ok, **self.counts})
 
 
 @dataclass(frozen=True)
